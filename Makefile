@@ -1,0 +1,62 @@
+# sqljax: every target installs what it needs first (`make install` is idempotent).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+ENV   ?= Ant
+STEPS ?=
+SEED  ?= 0
+OUT   ?=
+ARGS  ?=
+SEEDS ?= 8
+CKPT  ?=
+EPISODES ?= 5
+TASK  ?= AntHallway
+FROM  ?= runs/pretrain/AntAnyDirection/seed0
+
+export MUJOCO_GL ?= egl
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install test test-slow bench-update train eval multigoal bench pretrain finetune transfer clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+bench-update: install
+	$(PY) -m experiments.bench_update
+
+train: install
+	$(PY) -m experiments.train --env $(ENV) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+eval: install
+	$(PY) -m experiments.evaluate --ckpt $(CKPT) --episodes $(EPISODES) $(ARGS)
+
+multigoal: install
+	$(PY) -m experiments.multigoal --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+bench: install
+	$(PY) -m experiments.bench --env $(ENV) --seeds $(SEEDS) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+pretrain: install
+	$(PY) -m experiments.train --env AntAnyDirection --preset pretrain --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) --out $(if $(OUT),$(OUT),runs/pretrain/AntAnyDirection/seed$(SEED)) $(ARGS)
+
+finetune: install
+	$(PY) -m experiments.train --env $(TASK) --init-from $(FROM) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+transfer: install
+	$(PY) -m experiments.transfer $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
