@@ -1,0 +1,221 @@
+"""Hyperparameters of Soft Q-Learning: one frozen, validated dataclass and named presets.
+
+The defaults are those of the authors' public code (which produced their published
+curves); the paper's Appendix D values are the ``"paper"`` preset. The temperature is
+expressed, as in the authors' code, through ``reward_scale`` = 1 / alpha: the Q-function
+lives in units of scaled reward and the policy is pi(a|s) ∝ exp(Q(s, a)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+# Reward scale (1 / alpha) per MuJoCo task in the authors' code.
+TASK_REWARD_SCALES: dict[str, float] = {
+    "Swimmer": 30.0,
+    "Hopper": 30.0,
+    "HalfCheetah": 30.0,
+    "Walker2d": 10.0,
+    "Ant": 300.0,
+    "Humanoid": 100.0,
+    "Pendulum": 10.0,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SQLConfig:
+    """Every hyperparameter of Soft Q-Learning. Frozen and hashable: it is static data of
+    `SQLState`, so changing it recompiles, and it never changes inside a compiled step.
+
+    Invalid values raise ``ValueError`` naming the field and its allowed range.
+    """
+
+    # Networks: the Q-function(s) and the sampler share the hidden layer sizes (ReLU).
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    # Adam learning rates.
+    qf_lr: float = 3e-4
+    policy_lr: float = 3e-4
+    batch_size: int = 128
+    discount: float = 0.99
+    # 1 / temperature. Rewards are multiplied by it in the TD target only.
+    reward_scale: float = 1.0
+    # K_V: uniform action samples for the importance-sampled soft value.
+    value_n_particles: int = 16
+    # K: sampler particles per state in the SVGD step, split fixed / updated by the ratio.
+    kernel_n_particles: int = 16
+    kernel_update_ratio: float = 0.5
+    # Lower bound of the RBF bandwidth.
+    kernel_h_min: float = 1e-3
+    # Target network: every `target_update_interval` updates,
+    # target <- target_tau * Q + (1 - target_tau) * target (tau = 1 is a hard copy).
+    target_update_interval: int = 1000
+    target_tau: float = 1.0
+    # Number of soft Q-functions; with 2, targets use the elementwise minimum.
+    n_q: int = 1
+    # Replay and data collection (used by the drivers, not by `update`).
+    replay_size: int = 1_000_000
+    learning_starts: int = 1000
+    updates_per_step: int = 1
+    max_episode_steps: int = 1000
+    # Fine-tuning schedules (off by default). Over the first `anneal_steps` updates the
+    # reward scale moves log-linearly from `reward_scale` to `final_reward_scale`
+    # (alpha from 1/reward_scale to 1/final_reward_scale), and, when
+    # `noise_bank_size` > 0, acting draws xi from a fixed bank whose active size shrinks
+    # linearly from `noise_bank_size` to 1.
+    anneal_steps: int = 0
+    final_reward_scale: float | None = None
+    noise_bank_size: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        _validate(self)
+
+    # Derived sizes of the SVGD particle split.
+    @property
+    def n_updated_particles(self) -> int:
+        """Particles moved by SVGD: int(K * kernel_update_ratio)."""
+        return int(self.kernel_n_particles * self.kernel_update_ratio)
+
+    @property
+    def n_fixed_particles(self) -> int:
+        """Particles at which the target score is evaluated: K - n_updated."""
+        return self.kernel_n_particles - self.n_updated_particles
+
+    @property
+    def alpha(self) -> float:
+        """Temperature at the start of training, 1 / reward_scale."""
+        return 1.0 / self.reward_scale
+
+    def replace(self, **changes: Any) -> "SQLConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of the fields."""
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SQLConfig":
+        """Inverse of `to_dict`; unknown keys raise ValueError."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown SQLConfig field(s): {sorted(unknown)}")
+        d = dict(d)
+        if "hidden_sizes" in d:
+            d["hidden_sizes"] = tuple(d["hidden_sizes"])
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str = "code", task: str | None = None, **overrides: Any) -> "SQLConfig":
+        """A named preset, optionally with a task's reward scale, then `overrides`.
+
+        name: "code" (authors' code, the default), "paper" (Appendix D), "modern"
+        (twin Q, Polyak target, batch 256, 5000 warm-up steps), "multigoal"
+        (the multi-goal experiment) or "pretrain" (the transfer study's pretraining:
+        alpha = 0.1).
+        task: a key of TASK_REWARD_SCALES (e.g. "Ant", "HalfCheetah-v5"), sets reward_scale.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        fields = dict(PRESETS[name])
+        if task is not None:
+            scale = task_reward_scale(task)
+            if scale is not None and "reward_scale" not in PRESETS[name]:
+                fields["reward_scale"] = scale
+        fields.update(overrides)
+        return cls(**fields)
+
+
+def task_reward_scale(task: str) -> float | None:
+    """The authors' reward scale for a task name ("Ant", "Ant-v5", ...), or None."""
+    base = task.split("/")[-1].split("-")[0]
+    return TASK_REWARD_SCALES.get(base)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "code": {},
+    "paper": dict(
+        hidden_sizes=(200, 200),
+        qf_lr=1e-3,
+        policy_lr=1e-4,
+        batch_size=64,
+        value_n_particles=50,
+        kernel_n_particles=32,
+        learning_starts=10_000,
+        max_episode_steps=500,
+        reward_scale=10.0,
+    ),
+    "modern": dict(
+        n_q=2,
+        target_tau=0.005,
+        target_update_interval=1,
+        batch_size=256,
+        learning_starts=5000,
+    ),
+    "multigoal": dict(
+        hidden_sizes=(128, 128),
+        qf_lr=3e-4,
+        policy_lr=3e-4,
+        batch_size=64,
+        value_n_particles=16,
+        kernel_n_particles=32,
+        kernel_update_ratio=0.5,
+        discount=0.99,
+        reward_scale=0.1,
+        learning_starts=100,
+        target_update_interval=1000,
+        max_episode_steps=30,
+    ),
+    "pretrain": dict(reward_scale=10.0),
+}
+
+
+def _check(ok: bool, field: str, allowed: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"SQLConfig.{field} must be {allowed}, got {value!r}")
+
+
+def _validate(c: SQLConfig) -> None:
+    def positive_int(name: str) -> None:
+        v = getattr(c, name)
+        _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "an integer >= 1", v)
+
+    def positive_float(name: str) -> None:
+        v = getattr(c, name)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        _check(ok, name, "a finite number > 0", v)
+
+    _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes),
+           "hidden_sizes", "a non-empty tuple of integers >= 1", c.hidden_sizes)
+    for name in ("qf_lr", "policy_lr", "reward_scale", "kernel_h_min"):
+        positive_float(name)
+    for name in ("batch_size", "value_n_particles", "kernel_n_particles",
+                 "target_update_interval", "replay_size", "updates_per_step", "max_episode_steps"):
+        positive_int(name)
+    _check(isinstance(c.discount, (int, float)) and 0 < c.discount <= 1,
+           "discount", "in (0, 1]", c.discount)
+    _check(isinstance(c.kernel_update_ratio, (int, float)) and 0 < c.kernel_update_ratio < 1,
+           "kernel_update_ratio", "in (0, 1)", c.kernel_update_ratio)
+    _check(c.n_updated_particles >= 1, "kernel_update_ratio",
+           f"large enough that int(kernel_n_particles * ratio) >= 1 "
+           f"(kernel_n_particles={c.kernel_n_particles})", c.kernel_update_ratio)
+    _check(c.n_fixed_particles >= 2, "kernel_n_particles",
+           "large enough to leave at least 2 fixed particles "
+           f"(K - int(K * kernel_update_ratio) >= 2, ratio={c.kernel_update_ratio})",
+           c.kernel_n_particles)
+    _check(isinstance(c.target_tau, (int, float)) and 0 < c.target_tau <= 1,
+           "target_tau", "in (0, 1]", c.target_tau)
+    _check(c.n_q in (1, 2), "n_q", "1 or 2", c.n_q)
+    _check(isinstance(c.learning_starts, int) and c.learning_starts >= 0,
+           "learning_starts", "an integer >= 0", c.learning_starts)
+    _check(isinstance(c.anneal_steps, int) and c.anneal_steps >= 0,
+           "anneal_steps", "an integer >= 0", c.anneal_steps)
+    if c.final_reward_scale is not None:
+        positive_float("final_reward_scale")
+    _check(isinstance(c.noise_bank_size, int) and c.noise_bank_size >= 0,
+           "noise_bank_size", "an integer >= 0 (0 = off)", c.noise_bank_size)

@@ -1,0 +1,103 @@
+"""The two networks of Soft Q-Learning, as flax.linen modules.
+
+Both take the observation and a second input (an action, or the sampler's noise xi)
+into the first layer as ``W_o · obs + W_x · x + b``: the same function as a dense
+layer on their concatenation (and initialised as one Xavier-uniform matrix over the
+concatenated fan-in), but the observation's part is computed once per state and
+broadcast over any number of particles. That matters: the soft value and the SVGD step
+evaluate each state's network at 16-32 particles.
+
+Shapes: obs (*S, O) and x (*S, *P, X), where *S are batch dims shared with obs and *P
+are extra particle dims (possibly none). Outputs follow x's leading dims.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_xavier = nn.initializers.xavier_uniform()
+
+
+class _ObsAndInput(nn.Module):
+    """First layer: dense over [obs, x], obs part computed once and broadcast over *P."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, x: jax.Array) -> jax.Array:
+        obs_dim, x_dim = obs.shape[-1], x.shape[-1]
+        kernel = self.param("kernel", _xavier, (obs_dim + x_dim, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        h_obs = obs @ kernel[:obs_dim] + bias  # (*S, H)
+        h_x = x @ kernel[obs_dim:]  # (*S, *P, H)
+        n_particle_dims = x.ndim - obs.ndim
+        h_obs = h_obs.reshape(h_obs.shape[:-1] + (1,) * n_particle_dims + h_obs.shape[-1:])
+        return h_obs + h_x
+
+
+class _Trunk(nn.Module):
+    """ReLU MLP on (obs, x): first layer `_ObsAndInput`, then Dense layers."""
+
+    hidden_sizes: Sequence[int]
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, x: jax.Array) -> jax.Array:
+        h = nn.relu(_ObsAndInput(self.hidden_sizes[0], name="input")(obs, x))
+        for i, size in enumerate(self.hidden_sizes[1:]):
+            h = nn.relu(nn.Dense(size, kernel_init=_xavier, name=f"hidden_{i}")(h))
+        return nn.Dense(self.out_dim, kernel_init=_xavier, name="output")(h)
+
+
+class QFunction(nn.Module):
+    """Soft Q-function Q(s, a): obs (*S, O), action (*S, *P, A) -> (*S, *P)."""
+
+    hidden_sizes: Sequence[int] = (128, 128)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        return _Trunk(self.hidden_sizes, 1, name="trunk")(obs, action)[..., 0]
+
+
+class Sampler(nn.Module):
+    """Sampling network a = tanh(MLP(obs, xi)): obs (*S, O), xi (*S, *P, A) -> (*S, *P, A)."""
+
+    hidden_sizes: Sequence[int] = (128, 128)
+    action_dim: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, noise: jax.Array) -> jax.Array:
+        return jnp.tanh(_Trunk(self.hidden_sizes, self.action_dim, name="trunk")(obs, noise))
+
+
+def init_q_params(key: jax.Array, hidden_sizes: Sequence[int], obs_dim: int, action_dim: int,
+                  n_q: int = 1):
+    """Parameters of `n_q` independent Q-functions, stacked on a leading axis of size n_q."""
+    module = QFunction(tuple(hidden_sizes))
+    obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    keys = jax.random.split(key, n_q)
+    return jax.vmap(lambda k: module.init(k, obs, act))(keys)
+
+
+def q_apply(q_params, hidden_sizes: Sequence[int], obs: jax.Array, action: jax.Array) -> jax.Array:
+    """All Q-functions of a stacked ensemble: -> (n_q, *S, *P)."""
+    module = QFunction(tuple(hidden_sizes))
+    return jax.vmap(module.apply, in_axes=(0, None, None))(q_params, obs, action)
+
+
+def init_sampler_params(key: jax.Array, hidden_sizes: Sequence[int], obs_dim: int,
+                        action_dim: int):
+    """Parameters of the sampling network."""
+    module = Sampler(tuple(hidden_sizes), action_dim)
+    return module.init(key, jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim)))
+
+
+def sampler_apply(sampler_params, hidden_sizes: Sequence[int], obs: jax.Array,
+                  noise: jax.Array) -> jax.Array:
+    """Sampler actions in [-1, 1]: obs (*S, O), noise (*S, *P, A) -> (*S, *P, A)."""
+    action_dim = noise.shape[-1]
+    return Sampler(tuple(hidden_sizes), action_dim).apply(sampler_params, obs, noise)
