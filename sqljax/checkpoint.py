@@ -50,7 +50,16 @@ def _restore_tree(directory: Path, like):
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
                             if not isinstance(x, jax.ShapeDtypeStruct) else x, like)
     with ocp.StandardCheckpointer() as ckptr:
-        return ckptr.restore(directory, abstract)
+        restored = ckptr.restore(directory, abstract)
+    want = jax.tree_util.tree_flatten_with_path(abstract)[0]
+    got = jax.tree.leaves(restored)
+    if len(want) != len(got):
+        raise ValueError(f"stored tree has {len(got)} arrays, expected {len(want)}")
+    for (keypath, w), g in zip(want, got):
+        if tuple(np.shape(g)) != tuple(w.shape):
+            raise ValueError(f"array {jax.tree_util.keystr(keypath)} has shape {np.shape(g)}, "
+                             f"expected {tuple(w.shape)}")
+    return restored
 
 
 def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,

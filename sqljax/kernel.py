@@ -26,7 +26,8 @@ def median_bandwidth(sq_dists: jax.Array, n_x: int, h_min: float = 1e-3) -> jax.
     """
     flat = sq_dists.reshape(sq_dists.shape[:-2] + (-1,))
     n = flat.shape[-1]
-    lower_median = jnp.sort(flat, axis=-1)[..., n - n // 2 - 1]
+    rank = n - n // 2 - 1
+    lower_median = jnp.partition(flat, rank, axis=-1)[..., rank]
     h = jnp.maximum(lower_median / math.log(n_x), h_min)
     return jax.lax.stop_gradient(h)
 
