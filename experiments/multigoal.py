@@ -1,0 +1,186 @@
+"""The multi-goal experiment (paper Fig. 1): train Soft Q-Learning on the 2-D multi-goal
+task with the compiled scan loop, then draw the figure and count the goals reached.
+
+    python -m experiments.multigoal --steps 20000 --seed 0 --out runs/multigoal/seed0
+
+Writes under ``--out`` (default ``runs/multigoal/seed{S}``):
+  checkpoint/    the trained learner (``sqljax.load_checkpoint(path)``)
+  figure.png     left: stochastic evaluation paths from the origin over the goal-distance
+                 cost; right: Q(s, .) on a 50 x 50 action grid with 100 sampler samples,
+                 at three states
+  summary.json   share of evaluation episodes ending at each goal and at none, the
+                 deterministic policy's goal, training history
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sqljax
+from sqljax.envs import multigoal as mg
+from sqljax.loops import scan_loop
+
+#: Environment steps that reach all four goals in our runs (see README / tests).
+DEFAULT_STEPS = 20_000
+#: States at which the figure draws Q(s, .) and the sampler's actions.
+QUERY_STATES = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))
+
+
+def multigoal_config(**overrides) -> sqljax.SQLConfig:
+    """The paper's multi-goal settings (the ``"multigoal"`` preset)."""
+    return sqljax.SQLConfig.preset("multigoal", **overrides)
+
+
+def from_origin(key):
+    """Start exactly at the origin (the figure's and the goal count's start state)."""
+    del key
+    return jnp.zeros((mg.OBS_DIM,), jnp.float32), mg.init_state(jnp.zeros((mg.OBS_DIM,)))
+
+
+def evaluate(agent, key, n_episodes: int, deterministic: bool = False,
+             params: mg.MultiGoalParams = mg.DEFAULT_PARAMS):
+    """Episodes from the origin. Returns (paths (N, T+1, 2) masked after the end as the last
+    position, lengths (N,), goal index reached per episode (N,), -1 for none)."""
+    run = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env_params", "deterministic",
+                                                      "reset_fn", "max_steps"))
+    out = run(agent, key, n_episodes=n_episodes, env_params=params, deterministic=deterministic,
+              reset_fn=from_origin, max_steps=params.max_episode_steps)
+    goals = jnp.max(jnp.where(out["alive"], out["info"]["goal"], -1), axis=1)
+    return np.asarray(out["obs"]), np.asarray(out["length"]), np.asarray(goals)
+
+
+def goal_shares(goals: np.ndarray, n_goals: int = len(mg.GOALS)) -> dict[str, float]:
+    """Share of episodes per goal index and reaching none."""
+    shares = {f"goal_{i}": float(np.mean(goals == i)) for i in range(n_goals)}
+    shares["none"] = float(np.mean(goals < 0))
+    return shares
+
+
+def q_grid(agent, states, n: int = 50):
+    """Q(s, a) on an n x n grid over [-1, 1]^2 for each state: (S, n, n), and the grid axis."""
+    axis = jnp.linspace(-1.0, 1.0, n)
+    ax, ay = jnp.meshgrid(axis, axis, indexing="xy")
+    actions = jnp.stack([ax.ravel(), ay.ravel()], axis=-1)  # (n*n, 2)
+    obs = jnp.asarray(states, jnp.float32)  # (S, 2)
+    acts = jnp.broadcast_to(actions, (obs.shape[0],) + actions.shape)  # (S, n*n, 2)
+    q = sqljax.q_values(agent, obs, acts)  # (S, n*n)
+    return np.asarray(q).reshape(obs.shape[0], n, n), np.asarray(axis)
+
+
+def plot_figure(agent, paths, lengths, key, path: str | os.PathLike,
+                params: mg.MultiGoalParams = mg.DEFAULT_PARAMS, n_samples: int = 100):
+    """Draw the paper's Figure 1 to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(10.5, 7.0))
+    grid = fig.add_gridspec(3, 2, width_ratios=(3.0, 1.0), wspace=0.05, hspace=0.35)
+
+    # Left: evaluation paths over the goal-distance cost.
+    ax = fig.add_subplot(grid[:, 0])
+    b = params.position_bound
+    xs = np.linspace(-b, b, 200)
+    X, Y = np.meshgrid(xs, xs)
+    cost = mg.distance_cost(np, params, np.stack([X, Y], axis=-1).astype(np.float32))
+    cs = ax.contour(X, Y, cost, levels=15, cmap="viridis", linewidths=0.8)
+    ax.clabel(cs, inline=True, fontsize=7, fmt="%.0f")
+    for p, n in zip(paths, lengths):
+        ax.plot(p[: n + 1, 0], p[: n + 1, 1], color="b", linewidth=0.6, alpha=0.6)
+    goals = np.asarray(params.goals)
+    ax.plot(goals[:, 0], goals[:, 1], "ro", markersize=9, label="goals")
+    for g in goals:
+        ax.add_patch(plt.Circle(g, params.goal_radius, color="r", fill=False, linestyle="--"))
+    qs = np.asarray(QUERY_STATES)
+    ax.plot(qs[:, 0], qs[:, 1], "k^", markersize=7, label="states of the Q plots")
+    ax.set_xlim(-b, b)
+    ax.set_ylim(-b, b)
+    ax.set_aspect("equal")
+    ax.set_title(f"{len(paths)} stochastic evaluation paths from the origin")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(loc="lower left", fontsize=8)
+
+    # Right: Q(s, .) contours with the sampler's actions.
+    q, axis = q_grid(agent, QUERY_STATES)
+    obs = jnp.repeat(jnp.asarray(QUERY_STATES, jnp.float32)[:, None, :], n_samples, axis=1)
+    samples = np.asarray(sqljax.sample_actions(agent, obs, key))  # (S, n_samples, 2)
+    for i, s in enumerate(QUERY_STATES):
+        ax = fig.add_subplot(grid[i, 1])
+        ax.contour(axis, axis, q[i], levels=20, cmap="viridis", linewidths=0.8)
+        ax.plot(samples[i, :, 0], samples[i, :, 1], "r.", markersize=3)
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+        ax.set_aspect("equal")
+        ax.set_title(f"Q(s, a) and {n_samples} actions, s = ({s[0]:g}, {s[1]:g})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.yaxis.tick_right()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="environment steps of training")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/multigoal/seed{S})")
+    p.add_argument("--chunk-steps", type=int, default=1000, help="env steps per compiled chunk")
+    p.add_argument("--eval-episodes", type=int, default=100, help="stochastic evaluation episodes (>= 100)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.eval_episodes < 100:
+        p.error("--eval-episodes must be at least 100")
+    if args.out is None:
+        args.out = Path("runs/multigoal") / f"seed{args.seed}"
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cfg = multigoal_config()
+    key = jax.random.key(args.seed)
+    k_train, k_eval, k_fig = jax.random.split(key, 3)
+
+    start = time.perf_counter()
+    carry, history = scan_loop.train(cfg, k_train, args.steps, args.chunk_steps,
+                                     progress=not args.no_progress)
+    agent = carry.agent
+    train_time = time.perf_counter() - start
+    sqljax.save_checkpoint(args.out.resolve() / "checkpoint", agent)
+
+    paths, lengths, goals = evaluate(agent, k_eval, args.eval_episodes)
+    _, _, det_goal = evaluate(agent, k_eval, 1, deterministic=True)
+    plot_figure(agent, paths, lengths, k_fig, args.out / "figure.png")
+
+    shares = goal_shares(goals)
+    summary = {
+        "seed": args.seed,
+        "env_steps": history[-1]["env_steps"] if history else 0,
+        "train_seconds": train_time,
+        "env_steps_per_second": (history[-1]["env_steps"] / train_time) if history else None,
+        "eval_episodes": int(args.eval_episodes),
+        "goals": [list(g) for g in mg.GOALS],
+        "goal_shares": shares,
+        "distinct_goals_reached": int(len(set(goals[goals >= 0].tolist()))),
+        "deterministic_goal": int(det_goal[0]),
+        "config": cfg.to_dict(),
+        "history": history,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps({k: summary[k] for k in ("goal_shares", "distinct_goals_reached",
+                                               "deterministic_goal", "train_seconds")}, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

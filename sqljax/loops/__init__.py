@@ -1,0 +1,1 @@
+"""Training drivers: thin shells around ``sqljax.update`` (see each module)."""

@@ -1,0 +1,108 @@
+"""The compiled training loop on the multi-goal task: mechanics (fast) and learning (slow)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sqljax
+from sqljax import replay
+from sqljax.envs import multigoal as mg
+from sqljax.loops import scan_loop
+
+SMALL = dict(hidden_sizes=(16, 16), batch_size=8, value_n_particles=4, kernel_n_particles=4,
+             learning_starts=50)
+
+
+def small_cfg(**overrides):
+    return sqljax.SQLConfig.preset("multigoal", **{**SMALL, **overrides})
+
+
+# Goals near the start and a short time limit: episodes end both ways within 300 steps.
+NEAR_GOAL = mg.MultiGoalParams(goals=((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)),
+                               goal_radius=0.6, max_episode_steps=8)
+
+
+@pytest.fixture(scope="module")
+def short_run():
+    """300 env steps in 3 chunks with one jitted, donated chunk function."""
+    fns = scan_loop.make_train(small_cfg(), NEAR_GOAL, total_steps=300, chunk_steps=100)
+    traces = []
+
+    def counted(carry):
+        traces.append(1)
+        return fns.run_chunk(carry)
+
+    run = jax.jit(counted, donate_argnums=0)
+    carry = jax.jit(fns.init_carry)(jax.random.key(0))
+    history = []
+    for _ in range(fns.num_chunks):
+        carry, metrics = run(carry)
+        history.append(jax.device_get(metrics))
+    return fns, carry, history, len(traces)
+
+
+def test_scan_loop_runs_and_is_traced_once(short_run):
+    fns, carry, history, n_traces = short_run
+    assert fns.num_chunks == 3 and n_traces == 1
+    assert int(carry.env_steps) == 300 and int(replay.size(carry.buffer)) == 300
+    # Updates start at env step 50: 51 in the first chunk, 100 in each after.
+    assert [int(m["updates"]) for m in history] == [51, 100, 100]
+    assert int(carry.agent.step) == 251
+    assert [int(m["env_steps"]) for m in history] == [100, 200, 300]
+    assert all(np.isfinite(m["q_loss"]) and np.isfinite(m["episode_return"]) for m in history)
+
+
+def test_truncation_bootstraps_and_termination_is_stored(short_run):
+    _, carry, history, _ = short_run
+    # The 300 stored transitions, in order, as (300, field size) arrays.
+    exp = jax.tree.map(lambda x: np.asarray(x).reshape(300, -1), carry.buffer.experience)
+    terminated = exp.terminated[:, 0]
+    goals = np.asarray(NEAR_GOAL.goals)
+    dist = np.linalg.norm(exp.next_obs[:, None, :] - goals, axis=-1).min(axis=1)
+    reached = dist < NEAR_GOAL.goal_radius
+    # Only goal reaching is stored as terminal; time-limit ends are not.
+    np.testing.assert_array_equal(terminated, reached.astype(np.float32))
+    # Walk the episodes: each ends at a goal or after 8 steps, then the env is reset.
+    ends, length = [], 0
+    for t in range(300):
+        length += 1
+        end = bool(terminated[t]) or length == NEAR_GOAL.max_episode_steps
+        if t + 1 < 300:
+            continued = np.array_equal(exp.obs[t + 1], exp.next_obs[t])
+            assert continued != end, f"step {t}: end={end}, next obs continues={continued}"
+        ends.append((end, bool(terminated[t]), length))
+        length = 0 if end else length
+    n_goal = sum(1 for e, term, _ in ends if e and term)
+    n_time = sum(1 for e, term, _ in ends if e and not term)
+    assert n_goal > 0 and n_time > 0
+    assert sum(int(m["episodes"]) for m in history) == n_goal + n_time
+
+
+def test_vmap_over_seeds_gives_different_results():
+    fns = scan_loop.make_train(small_cfg(), mg.DEFAULT_PARAMS, total_steps=100, chunk_steps=100)
+    keys = scan_loop.seed_keys(jax.random.key(1), 2)
+    carries = jax.jit(jax.vmap(fns.init_carry))(keys)
+    carries, metrics = jax.jit(jax.vmap(fns.run_chunk), donate_argnums=0)(carries)
+    assert metrics["q_loss"].shape == (2,) and carries.env_steps.shape == (2,)
+    np.testing.assert_array_equal(np.asarray(carries.env_steps), [100, 100])
+    assert not np.allclose(*np.asarray(metrics["episode_return"]))
+    assert not np.allclose(*np.asarray(metrics["q_loss"]))
+    leaf = jax.tree.leaves(carries.agent.sampler_params)[0]
+    assert not np.allclose(leaf[0], leaf[1])
+    # Seed i's key does not depend on how many seeds there are.
+    np.testing.assert_array_equal(jax.random.key_data(scan_loop.seed_keys(jax.random.key(1), 3)[:2]),
+                                  jax.random.key_data(keys))
+
+
+@pytest.mark.slow
+def test_multigoal_reaches_all_four_goals(tmp_path):
+    from experiments import multigoal as exp
+
+    summary = exp.main(["--steps", str(exp.DEFAULT_STEPS), "--seed", "0", "--out", str(tmp_path),
+                        "--eval-episodes", "200", "--no-progress"])
+    shares = summary["goal_shares"]
+    assert all(shares[f"goal_{i}"] >= 0.10 for i in range(4)), shares
+    assert (tmp_path / "figure.png").stat().st_size > 0
+    state = sqljax.load_checkpoint(tmp_path / "checkpoint")
+    assert int(state.step) > 0
