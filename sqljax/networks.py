@@ -33,14 +33,33 @@ class _ObsAndInput(nn.Module):
         kernel = self.param("kernel", _xavier, (obs_dim + x_dim, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         h_obs = obs @ kernel[:obs_dim] + bias  # (*S, H)
-        h_x = x @ kernel[obs_dim:]  # (*S, *P, H)
+        h_x = _flat_matmul(x, kernel[obs_dim:])  # (*S, *P, H)
         n_particle_dims = x.ndim - obs.ndim
         h_obs = h_obs.reshape(h_obs.shape[:-1] + (1,) * n_particle_dims + h_obs.shape[-1:])
         return h_obs + h_x
 
 
+def _flat_matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """x (..., I) @ w (I, O) with the leading dims merged into one, so that the product
+    and its weight gradient are single matrix products (also under vmap), not
+    contractions over several dims, which XLA's CPU backend runs far slower."""
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(x.shape[:-1] + (w.shape[-1],))
+
+
+class _FlatDense(nn.Module):
+    """Dense layer (Xavier-uniform weights, zero bias) computed by `_flat_matmul`."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", _xavier, (x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return _flat_matmul(x, kernel) + bias
+
+
 class _Trunk(nn.Module):
-    """ReLU MLP on (obs, x): first layer `_ObsAndInput`, then Dense layers."""
+    """ReLU MLP on (obs, x): first layer `_ObsAndInput`, then dense layers."""
 
     hidden_sizes: Sequence[int]
     out_dim: int
@@ -49,8 +68,8 @@ class _Trunk(nn.Module):
     def __call__(self, obs: jax.Array, x: jax.Array) -> jax.Array:
         h = nn.relu(_ObsAndInput(self.hidden_sizes[0], name="input")(obs, x))
         for i, size in enumerate(self.hidden_sizes[1:]):
-            h = nn.relu(nn.Dense(size, kernel_init=_xavier, name=f"hidden_{i}")(h))
-        return nn.Dense(self.out_dim, kernel_init=_xavier, name="output")(h)
+            h = nn.relu(_FlatDense(size, name=f"hidden_{i}")(h))
+        return _FlatDense(self.out_dim, name="output")(h)
 
 
 class QFunction(nn.Module):

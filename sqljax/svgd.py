@@ -51,21 +51,21 @@ class SamplerStep(NamedTuple):
     bandwidth: jax.Array
 
 
-def sampler_svgd_gradient(actions_fn: Callable[[object], jax.Array], sampler_params,
-                          q_fn: Callable[[jax.Array], jax.Array], n_fixed: int,
+def sampler_svgd_gradient(sampler_fn: Callable[[object, jax.Array], jax.Array], sampler_params,
+                          noise: jax.Array, q_fn: Callable[[jax.Array], jax.Array], n_fixed: int,
                           h_min: float = 1e-3) -> SamplerStep:
-    """The sampler's SVGD step: one forward pass, then one VJP.
+    """The sampler's SVGD step: a forward pass over all K particles and one VJP.
 
-    actions_fn(params) -> (B, K, A) sampler actions for fixed states and noise.
-    The first `n_fixed` particles are fixed (the score is taken there, gradient stopped),
-    the rest are updated: g = Σ_{b,i} (∂a_{b,i}/∂θ)ᵀ φ_{b,i}. Ascend along g (or
-    minimise -Σ stop_gradient(φ)·a(θ), which has gradient -g).
+    sampler_fn(params, noise (B, k, A)) -> actions (B, k, A) for fixed states.
+    noise: (B, K, A). The first `n_fixed` particles are fixed (the score is taken there,
+    no gradient flows through them), the rest are updated:
+    g = Σ_{b,i} (∂a_{b,i}/∂θ)ᵀ φ_{b,i}. Ascend along g (equivalently minimise
+    -Σ stop_gradient(φ)·a(θ), whose gradient is -g). The fixed particles' forward pass
+    carries no VJP, so the backward pass costs only the updated particles.
     """
-    actions, vjp = jax.vjp(actions_fn, sampler_params)
-    fixed = jax.lax.stop_gradient(actions[:, :n_fixed])
-    updated = actions[:, n_fixed:]
+    fixed = jax.lax.stop_gradient(sampler_fn(sampler_params, noise[:, :n_fixed]))
+    updated, vjp = jax.vjp(lambda p: sampler_fn(p, noise[:, n_fixed:]), sampler_params)
     score = target_score(q_fn, fixed)
     phi, bandwidth = svgd_direction(fixed, jax.lax.stop_gradient(updated), score, h_min)
-    cotangent = jnp.concatenate([jnp.zeros_like(fixed), phi], axis=1)
-    (grads,) = vjp(cotangent)
+    (grads,) = vjp(phi)
     return SamplerStep(grads, phi, bandwidth)

@@ -210,13 +210,13 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
     # Sampler: amortized SVGD towards exp(Q) with the current (pre-step) Q.
     noise = jax.random.normal(k_noise, (batch.obs.shape[0], cfg.kernel_n_particles, action_dim))
 
-    def actions_fn(params):
-        return sampler_apply(params, hidden, batch.obs, noise)
+    def sampler_fn(params, xi):
+        return sampler_apply(params, hidden, batch.obs, xi)
 
     def current_q(actions):
         return jnp.min(q_apply(state.q_params, hidden, batch.obs, actions), axis=0)
 
-    svgd = sampler_svgd_gradient(actions_fn, state.sampler_params, current_q,
+    svgd = sampler_svgd_gradient(sampler_fn, state.sampler_params, noise, current_q,
                                  cfg.n_fixed_particles, cfg.kernel_h_min)
     ascent = jax.tree.map(jnp.negative, svgd.grads)
     pi_updates, sampler_opt_state = sampler_optimizer(cfg).update(

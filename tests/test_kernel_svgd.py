@@ -121,3 +121,22 @@ def test_soft_value_of_constant_q_is_exact():
     # Q = q0 everywhere: V = q0 + A log 2 for any K.
     v = sqljax.soft_value_from_samples(jnp.full((3, 7), 1.5), action_dim=4)
     np.testing.assert_allclose(v, 1.5 + 4 * math.log(2), rtol=1e-6)
+
+
+def test_sampler_gradient_is_the_vjp_of_the_updated_particles():
+    """g = ∂/∂θ Σ stop_gradient(φ)·a_updated(θ), with φ from the fixed particles' score."""
+    from sqljax.networks import init_sampler_params, sampler_apply
+
+    hidden = (16,)
+    params = init_sampler_params(jax.random.key(0), hidden, 3, 2)
+    obs = jax.random.normal(jax.random.key(1), (4, 3))
+    noise = jax.random.normal(jax.random.key(2), (4, 6, 2))
+    fn = lambda p, xi: sampler_apply(p, hidden, obs, xi)  # noqa: E731
+    q_fn = lambda a: -jnp.sum((a - 0.3) ** 2, -1)  # noqa: E731
+    out = sqljax.sampler_svgd_gradient(fn, params, noise, q_fn, n_fixed=3)
+    acts = fn(params, noise)
+    phi, _ = sqljax.svgd_direction(acts[:, :3], acts[:, 3:], sqljax.target_score(q_fn, acts[:, :3]))
+    np.testing.assert_allclose(out.phi, phi, rtol=1e-5, atol=1e-6)
+    expected = jax.grad(lambda p: jnp.sum(phi * fn(p, noise)[:, 3:]))(params)
+    for a, b in zip(jax.tree.leaves(out.grads), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -32,8 +32,8 @@ def test_sampler_covers_both_modes_with_the_right_weights():
     def step(carry, key):
         params, opt_state = carry
         noise = jax.random.normal(key, (B, K, 1))
-        out = sqljax.sampler_svgd_gradient(lambda p: sampler_apply(p, hidden, obs, noise),
-                                           params, bimodal_energy, K // 2)
+        out = sqljax.sampler_svgd_gradient(lambda p, xi: sampler_apply(p, hidden, obs, xi),
+                                           params, noise, bimodal_energy, K // 2)
         upd, opt_state = opt.update(jax.tree.map(jnp.negative, out.grads), opt_state, params)
         return (optax.apply_updates(params, upd), opt_state), None
 
