@@ -1,0 +1,174 @@
+"""Run a saved policy: mean ± std of the return over N episodes, and an MP4 of one.
+
+    python -m experiments.evaluate --ckpt runs/Ant-v5/seed0 --episodes 10
+    python -m experiments.evaluate --ckpt runs/Ant-v5/seed0/checkpoints/step_001000000 \
+        --mode deterministic --video ant.mp4
+
+``--ckpt`` is a checkpoint directory or a run directory (its latest checkpoint). The env
+is the one the run trained on unless ``--env`` names another with the same sizes.
+Both the stochastic sampler (fresh xi every step, the authors' evaluation) and the
+deterministic one (xi = 0) are evaluated unless ``--mode`` picks one; the first episode of
+the first mode is rendered to MP4 (MuJoCo renders on the CPU with ``MUJOCO_GL=egl``).
+Bad input ends with one line on stderr (``error: ...``) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import sqljax  # noqa: E402
+from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
+from sqljax.loops import host_loop  # noqa: E402
+from sqljax.loops.host_loop import RunError  # noqa: E402
+
+
+class _BadInput(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise _BadInput(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m experiments.evaluate",
+                description="Evaluate a saved Soft Q-Learning policy and record a video.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint directory, or a run directory "
+                   "(its latest checkpoint)")
+    p.add_argument("--episodes", type=int, default=5, help="episodes per mode")
+    p.add_argument("--mode", choices=("both", "stochastic", "deterministic"), default="both",
+                   help="stochastic: fresh xi each step; deterministic: xi = 0")
+    p.add_argument("--env", help="evaluate on this env instead of the run's (same sizes)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts and noise")
+    p.add_argument("--max-episode-steps", type=int, help="time limit (default: the config's, "
+                   "capped by the env's own)")
+    p.add_argument("--video", help="MP4 path (default: <run>/videos/<checkpoint>_<mode>.mp4)")
+    p.add_argument("--no-video", action="store_true", help="do not render")
+    p.add_argument("--width", type=int, default=480)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--pretty", action="store_true", help="render MuJoCo shadows and reflections "
+                   "(several times slower on a CPU renderer)")
+    return p
+
+
+def _default_video(ckpt: Path, mode: str) -> Path:
+    parent = ckpt.parent
+    run_dir = parent.parent if parent.name == host_loop.CHECKPOINT_DIR else parent
+    return run_dir / "videos" / f"{ckpt.name}_{mode}.mp4"
+
+
+def _fast_rendering(env) -> None:
+    """Turn off MuJoCo's shadows and reflections (the costly part of CPU rendering)."""
+    try:
+        import mujoco
+
+        viewer = env.env.unwrapped.mujoco_renderer._get_viewer("rgb_array")
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
+            viewer.scn.flags[flag] = 0
+    except Exception:  # noqa: BLE001  (not a MuJoCo env, or another renderer)
+        pass
+
+
+def _render_env(env_id: str, limit: int | None, width: int, height: int, pretty: bool):
+    """A renderable env, or (None, reason)."""
+    try:
+        env = make_env(env_id, limit, render_mode="rgb_array", width=width, height=height)
+    except (EnvError, TypeError):
+        try:  # envs whose constructor takes no image size
+            env = make_env(env_id, limit, render_mode="rgb_array")
+        except Exception as e:  # noqa: BLE001
+            return None, f"{type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001
+        return None, f"{type(e).__name__}: {e}"
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+        if not pretty:
+            _fast_rendering(env)
+        if frame is None or np.asarray(frame).ndim != 3:
+            env.close()
+            return None, "the env returns no RGB frames"
+    except Exception as e:  # noqa: BLE001
+        env.close()
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return env, None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.episodes < 1:
+            raise RunError(f"--episodes must be an integer >= 1, got {args.episodes}")
+        ckpt = host_loop.find_checkpoint(args.ckpt)
+        meta = sqljax.read_checkpoint_metadata(ckpt)
+        saved_env = meta.get("metadata", {}).get("env_id")
+        if args.env:
+            env_id = resolve_env_id(args.env)
+        elif saved_env:
+            env_id = saved_env
+        else:
+            raise RunError(f"{ckpt} does not record its environment; pass --env")
+        agent = sqljax.load_checkpoint(ckpt)
+        limit = args.max_episode_steps or agent.config.max_episode_steps
+        probe = make_env(env_id, limit)
+        host_loop.check_sizes(f"checkpoint {ckpt}", agent.obs_dim, agent.action_dim, probe)
+        probe.close()
+    except _BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (RunError, EnvError, sqljax.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    modes = ("stochastic", "deterministic") if args.mode == "both" else (args.mode,)
+    record = None if args.no_video else modes[0]
+    envs = [make_env(env_id, limit) for _ in range(len(modes) * args.episodes)]
+    if record is not None:
+        render_env, why = _render_env(env_id, limit, args.width, args.height, args.pretty)
+        if render_env is None:
+            print(f"note: no video: {env_id} cannot be rendered here ({why})", file=sys.stderr)
+            record = None
+        else:
+            envs[0].close()
+            envs[0] = render_env
+    key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 0xE7A1)
+    seeds = [int(s) for s in np.random.SeedSequence([args.seed, 0xE7A1]).generate_state(args.episodes)]
+    step = meta.get("metadata", {}).get("env_steps")
+    print(f"{ckpt} ({'step ' + str(step) + ', ' if step is not None else ''}{env_id}), "
+          f"{args.episodes} episode(s) per mode")
+    res = host_loop.evaluate(agent, host_loop.make_act_eval(), env_id, args.episodes, key, seeds,
+                             limit, modes=modes, record=record, envs=envs)
+    for env in envs:
+        env.close()
+    for mode in modes:
+        r = res[mode]
+        print(f"{mode:>13}: return {np.mean(r):.1f} ± {np.std(r):.1f}  "
+              f"(min {np.min(r):.1f}, max {np.max(r):.1f}, mean length {np.mean(res['lengths'][mode]):.0f})")
+    if record is not None and res["frames"]:
+        import warnings
+
+        import imageio.v2 as imageio
+
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")  # ffmpeg subprocess
+
+        path = Path(args.video) if args.video else _default_video(ckpt, record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fps = int(round(1.0 / getattr(envs[0].env.unwrapped, "dt", 1 / 30)))
+        imageio.mimsave(path, [np.asarray(f) for f in res["frames"]], fps=fps, macro_block_size=8)
+        print(f"video ({record}, episode 1, return {res[record][0]:.1f}): {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
