@@ -42,21 +42,20 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m experiments.evaluate",
-                description="Evaluate a saved Soft Q-Learning policy and record a video.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                description="Evaluate a saved Soft Q-Learning policy and record a video.")
     p.add_argument("--ckpt", required=True, help="checkpoint directory, or a run directory "
                    "(its latest checkpoint)")
-    p.add_argument("--episodes", type=int, default=5, help="episodes per mode")
+    p.add_argument("--episodes", type=int, default=5, help="episodes per mode (default 5)")
     p.add_argument("--mode", choices=("both", "stochastic", "deterministic"), default="both",
-                   help="stochastic: fresh xi each step; deterministic: xi = 0")
+                   help="stochastic: fresh xi each step; deterministic: xi = 0 (default: both)")
     p.add_argument("--env", help="evaluate on this env instead of the run's (same sizes)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts and noise")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts and noise (default 0)")
     p.add_argument("--max-episode-steps", type=int, help="time limit (default: the config's, "
                    "capped by the env's own)")
     p.add_argument("--video", help="MP4 path (default: <run>/videos/<checkpoint>_<mode>.mp4)")
     p.add_argument("--no-video", action="store_true", help="do not render")
-    p.add_argument("--width", type=int, default=480)
-    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--width", type=int, default=480, help="video width (default 480)")
+    p.add_argument("--height", type=int, default=360, help="video height (default 360)")
     p.add_argument("--pretty", action="store_true", help="render MuJoCo shadows and reflections "
                    "(several times slower on a CPU renderer)")
     return p

@@ -98,8 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m experiments.train",
         description="Train Soft Q-Learning (Haarnoja et al. 2017) on a gymnasium environment "
                     "with continuous actions. Writes config.json, run.json, metrics.csv, a "
-                    "TensorBoard event file, checkpoints and learning_curve.png under --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "TensorBoard event file, checkpoints and learning_curve.png under --out.")
     run = p.add_argument_group("run")
     run.add_argument("--env", help="gymnasium id or short name: Ant, HalfCheetah, Hopper, Walker2d, "
                      "Swimmer, Humanoid (v5), Pendulum, MultiGoal, AntAnyDirection, AntHallway(Wide|"
@@ -120,10 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-every", type=int, help="env steps between evaluations "
                      "(default: steps/20, within [1000, 10000])")
     run.add_argument("--eval-episodes", type=int, default=5,
-                     help="evaluation episodes per mode (stochastic and deterministic)")
+                     help="evaluation episodes per mode (stochastic and deterministic; default 5)")
     run.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints "
                      "(default: steps/10, within [1000, 50000]); one is always written at the end")
-    run.add_argument("--keep-checkpoints", type=int, default=3, help="checkpoints kept on disk")
+    run.add_argument("--keep-checkpoints", type=int, default=3, help="checkpoints kept on disk (default 3)")
     run.add_argument("--log-every", type=int, help="env steps between metrics rows (default: "
                      "min(1000, eval-every)); update metrics are fetched from the device this often")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -131,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = p.add_argument_group("hyperparameters (SQLConfig fields; default: the preset's)")
     for f in _config_fields():
         flags = [_flag(f.name)] + ([f"--{f.name}"] if "_" in f.name else [])
+        default = list(f.default) if isinstance(f.default, tuple) else f.default
         kwargs: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None,
-                                      help=CONFIG_HELP.get(f.name, f.name))
+                                      help=f"{CONFIG_HELP.get(f.name, f.name)} (code preset: {default})")
         if f.name == "hidden_sizes":
             kwargs.update(type=int, nargs="+", metavar="H")
         elif f.name == "final_reward_scale":

@@ -15,6 +15,7 @@ Observations come back as flat float32 arrays (O,). Importing this module regist
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
@@ -173,8 +174,7 @@ class GymEnv:
     def __init__(self, env_id: str, max_episode_steps: int | None = None,
                  render_mode: str | None = None, **make_kwargs: Any):
         self.env_id = resolve_env_id(env_id)
-        probe = env_info(self.env_id)
-        limit = probe.time_limit
+        limit = gym.spec(self.env_id).max_episode_steps
         if max_episode_steps is not None:
             limit = max_episode_steps if limit is None else min(limit, int(max_episode_steps))
         kwargs = dict(make_kwargs)
@@ -183,9 +183,13 @@ class GymEnv:
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
         env = _make(self.env_id, **kwargs)
+        try:
+            probe = check_spaces(self.env_id, env.observation_space, env.action_space)
+        except EnvError:
+            env.close()
+            raise
         self.env = gym.wrappers.RecordEpisodeStatistics(env)
-        self.info = EnvInfo(probe.env_id, probe.obs_dim, probe.action_dim, probe.action_low,
-                            probe.action_high, limit)
+        self.info = dataclasses.replace(probe, time_limit=limit)
         self._scale = (probe.action_high - probe.action_low) / 2.0
         self._offset = (probe.action_high + probe.action_low) / 2.0
         self._action_shape = self.env.action_space.shape

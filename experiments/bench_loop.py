@@ -1,0 +1,129 @@
+"""What the host training loop costs beyond the update itself.
+
+    python -m experiments.bench_loop [--env HalfCheetah Ant] [--rounds 5] [--steps 200]
+
+For each env, with the default config and the task's reward scale, in interleaved rounds
+(shared machines are noisy, so the three are timed side by side and medians reported):
+
+* ``update``: ``jax.jit(sqljax.update)`` alone on a fixed batch (the floor);
+* ``fused``: the loop's per-step device call alone (replay add + sample + update + next
+  action + divergence check), called back to back without an env;
+* ``loop``: the real per-step host loop: env step, reset at episode ends, the fused call,
+  the action copied back.
+
+Then ``sqljax.loops.host_loop.train`` itself for ``--train-steps`` steps (no evaluation,
+no checkpoints), whose ``metrics.csv`` steps/s is what a run reports. Prints ms per step
+and steps/s; overhead = loop - update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sqljax
+from sqljax.envs.gym_adapter import make_env, resolve_env_id
+from sqljax.loops import host_loop
+
+
+def bench(env_id: str, rounds: int, steps: int, train_steps: int) -> dict:
+    cfg = sqljax.SQLConfig.preset("code", task=env_id)
+    env = make_env(env_id, cfg.max_episode_steps)
+    o, a = env.obs_dim, env.action_dim
+    fns = host_loop.make_step_fns(cfg, o, a, capacity=100_000)
+    carry = fns.new_carry(sqljax.init(jax.random.PRNGKey(0), cfg, o, a), jax.random.PRNGKey(1))
+    obs = env.reset(seed=0)
+    carry, action = fns.start(carry, obs)
+    action = np.asarray(action)
+    for i in range(cfg.learning_starts + 5):  # fill the replay with real transitions, compile
+        nxt, r, term, trunc, _ = env.step(action)
+        act_obs = env.reset() if (term or trunc) else nxt
+        fn = fns.learn_step if i >= cfg.learning_starts else fns.collect_step
+        carry, action = fn(carry, host_loop.pack(nxt, r, term, act_obs))
+        action = np.asarray(action)
+        obs = act_obs
+    batch = sqljax.replay.sample(carry.buffer, jax.random.PRNGKey(2), cfg.batch_size)
+    update = jax.jit(sqljax.update, donate_argnums=0)
+    agent = jax.tree.map(jnp.copy, carry.agent)
+    agent, _ = update(agent, batch)
+    jax.block_until_ready(agent)
+
+    times = {"update": [], "fused": [], "loop": []}
+    fixed = host_loop.pack(obs, 0.0, False, obs)
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(steps):
+            agent, _ = update(agent, batch)
+        jax.block_until_ready(agent)
+        times["update"].append((time.perf_counter() - t) / steps)
+
+        t = time.perf_counter()
+        for _ in range(steps):
+            carry, action = fns.learn_step(carry, fixed)
+            action = np.asarray(action)
+        times["fused"].append((time.perf_counter() - t) / steps)
+
+        t = time.perf_counter()
+        for _ in range(steps):
+            nxt, r, term, trunc, _ = env.step(action)
+            act_obs = env.reset() if (term or trunc) else nxt
+            carry, action = fns.learn_step(carry, host_loop.pack(nxt, r, term, act_obs))
+            action = np.asarray(action)
+        times["loop"].append((time.perf_counter() - t) / steps)
+    env.close()
+    med = {k: float(np.median(v)) for k, v in times.items()}
+
+    out = Path(tempfile.mkdtemp(prefix="bench_loop_"))
+    try:
+        spec = host_loop.RunSpec(env_id=env_id, config=cfg, seed=0, steps=train_steps, out=out / "run",
+                                 eval_every=10**9, checkpoint_every=10**9, log_every=500,
+                                 progress=False)
+        host_loop.train(spec, log=lambda s: None)
+        with open(out / "run" / "metrics.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) > cfg.learning_starts + 500]
+        train_sps = float(np.median([float(r["steps_per_sec"]) for r in rows])) if rows else float("nan")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {
+        "env": env_id,
+        "update_ms": 1e3 * med["update"], "fused_ms": 1e3 * med["fused"], "loop_ms": 1e3 * med["loop"],
+        "overhead_ms": 1e3 * (med["loop"] - med["update"]),
+        "updates_per_sec": 1 / med["update"], "loop_steps_per_sec": 1 / med["loop"],
+        "train_steps_per_sec": train_sps,
+        "rounds_ms": {k: [round(1e3 * x, 2) for x in v] for k, v in times.items()},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", nargs="+", default=["HalfCheetah"])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=200, help="steps per round and kind")
+    p.add_argument("--train-steps", type=int, default=3000)
+    p.add_argument("--out", help="write the results as JSON here")
+    args = p.parse_args()
+    results = []
+    for name in args.env:
+        r = bench(resolve_env_id(name), args.rounds, args.steps, args.train_steps)
+        results.append(r)
+        print(f"{r['env']}: update {r['update_ms']:.2f} ms ({r['updates_per_sec']:.0f}/s), "
+              f"fused call {r['fused_ms']:.2f} ms, loop {r['loop_ms']:.2f} ms/step "
+              f"({r['loop_steps_per_sec']:.0f} steps/s), overhead {r['overhead_ms']:.2f} ms/step; "
+              f"train() {r['train_steps_per_sec']:.0f} steps/s")
+        print(f"  per round (ms): {r['rounds_ms']}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
