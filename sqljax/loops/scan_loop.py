@@ -230,12 +230,15 @@ def train(
     env: Any = multigoal,
     progress: bool = True,
     log: Callable[[dict[str, float]], None] | None = None,
+    callback: Callable[[Carry, dict[str, float]], dict[str, Any] | None] | None = None,
 ) -> tuple[Carry, list[dict[str, float]]]:
     """Run :func:`make_train`'s functions on the host, one jitted call per chunk.
 
     Returns the final carry (``carry.agent`` is the trained ``SQLState``) and one dict of
     metrics per chunk (plain floats, with ``wall_time`` seconds since the start,
-    compilation included). ``log`` is called with each chunk's dict.
+    compilation included). After each chunk, ``callback(carry, metrics)`` (e.g. an
+    evaluation) may return more entries for that chunk's dict (it must not keep
+    ``carry``: the next chunk reuses its buffers); then ``log`` is called with the dict.
     """
     from tqdm.auto import tqdm
 
@@ -250,6 +253,8 @@ def train(
         carry, metrics = run_chunk(carry)
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         metrics["wall_time"] = time.perf_counter() - start
+        if callback is not None:
+            metrics.update(callback(carry, metrics) or {})
         history.append(metrics)
         bar.update(fns.chunk_steps)
         bar.set_postfix(ret=f"{metrics['episode_return']:.1f}", q_loss=f"{metrics.get('q_loss', float('nan')):.3g}")
