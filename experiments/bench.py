@@ -1,0 +1,357 @@
+"""Multi-seed benchmark: N seeds trained in lockstep (one program, ``jax.vmap`` over
+seeds, the seed axis sharded over all devices), then statistics across seeds.
+
+    python -m experiments.bench --env HalfCheetah --seeds 8 --steps 1000000 --out runs/bench/hc
+    python -m experiments.bench --env MultiGoal --seeds 8 --preset multigoal
+    python -m experiments.bench --resume runs/bench/hc            # continue after a stop
+    python -m experiments.bench --compare runs/bench/hc-code runs/bench/hc-paper --out cmp.png
+    python -m experiments.bench --summarize runs/bench/hc          # redo summary.json, curves.png
+
+Every SQLConfig field is a flag (``--reward-scale 30``, ``--hidden-sizes 256 256``), as in
+``experiments.train``; ``--preset`` picks the base (default: the task's, else "code").
+Writes under ``--out`` (default ``runs/bench/<env>/<label>``): bench.json, config.json,
+seed{i}/metrics.csv, checkpoints/step_*/, summary.json (per evaluation step: mean and
+IQM across seeds with 95 % stratified-bootstrap confidence intervals, for stochastic and
+deterministic evaluation; each seed's final return) and curves.png.
+
+Bad input ends with one line on stderr (``error: ...``) and exit status 2; a run in
+which any seed diverges stops with exit status 1, keeping its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import sqljax
+from experiments import stats
+from experiments.train import CONFIG_HELP, TASK_PRESETS, default_steps, make_config
+from sqljax.envs.gym_adapter import EnvError, resolve_env_id, short_name
+from sqljax.loops import multi_seed as ms
+from sqljax.loops.multi_seed import NonFiniteError, RunError
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 1
+SUMMARY_FILE = "summary.json"
+CURVES_FILE = "curves.png"
+MODES = ("stochastic", "deterministic")
+_MODE_COLUMN = {"stochastic": "eval_return", "deterministic": "eval_return_det"}
+
+
+class _BadInput(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit status 2
+        raise _BadInput(f"{message} (see --help)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("none", "off", "") else float(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m experiments.bench",
+                description="Train N seeds of Soft Q-Learning in lockstep (vmapped, sharded over "
+                            "devices) and summarise them with IQM / mean and bootstrap CIs.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = p.add_argument_group("run")
+    run.add_argument("--env", help="gymnasium id or short name (HalfCheetah, Hopper, Ant, ... -> "
+                     "v5; Pendulum; MultiGoal runs the compiled JAX loop)")
+    run.add_argument("--seeds", type=int, default=8, help="number of seeds N (a multiple of the "
+                     "device count)")
+    run.add_argument("--first-seed", type=int, default=0, help="seed indices are first-seed .. "
+                     "first-seed+N-1 (to extend a study with more seeds)")
+    run.add_argument("--seed", type=int, default=0, help="base seed: seed i's key is "
+                     "fold_in(key(base), i)")
+    run.add_argument("--steps", type=int, help="env steps per seed (default: per task, as "
+                     "experiments.train)")
+    run.add_argument("--out", help="run directory (default runs/bench/<env>/<label>)")
+    run.add_argument("--preset", choices=sorted(sqljax.PRESETS), help="hyperparameter preset "
+                     "(default: the task's, else code)")
+    run.add_argument("--label", help="name of this configuration in summaries and plots "
+                     "(default: the preset, with any overrides)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    run.add_argument("--eval-every", type=int, help="env steps between evaluations (default "
+                     "steps/20 within [1000, 10000])")
+    run.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed and mode "
+                     "(default 5; 20 for JAX-native envs)")
+    run.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default "
+                     "steps/10 within [1000, 50000]; 0: none)")
+    run.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept on disk")
+    run.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
+                     "min(1000, eval-every))")
+    run.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    st = p.add_argument_group("statistics and plots")
+    st.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS,
+                    help="stratified-bootstrap replicates per confidence interval")
+    st.add_argument("--confidence", type=float, default=0.95, help="confidence level")
+    st.add_argument("--stat", choices=("iqm", "mean"), default="iqm", help="line of the plots")
+    st.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="overlay finished runs "
+                    "(their summary.json) on one plot, written to --out (default compare.png)")
+    st.add_argument("--mode", choices=MODES, default="stochastic", help="evaluation mode "
+                    "plotted by --compare")
+    st.add_argument("--summarize", metavar="RUN_DIR", help="recompute summary.json and "
+                    "curves.png of a run from its metrics")
+    cfg = p.add_argument_group("hyperparameters (SQLConfig fields; default: the preset's)")
+    for f in dataclasses.fields(sqljax.SQLConfig):
+        kw: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None,
+                                  help=CONFIG_HELP.get(f.name, f.name))
+        if f.name == "hidden_sizes":
+            kw.update(type=int, nargs="+", metavar="H")
+        elif f.name == "final_reward_scale":
+            kw.update(type=_optional_float, metavar="X")
+        elif isinstance(f.default, int) and not isinstance(f.default, bool):
+            kw.update(type=int, metavar="N")
+        else:
+            kw.update(type=float, metavar="X")
+        cfg.add_argument(_flag(f.name), **kw)
+    return p
+
+
+def _overrides(args) -> dict[str, Any]:
+    return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(sqljax.SQLConfig)
+            if getattr(args, f"cfg_{f.name}") is not None}
+
+
+def _default_label(preset: str, overrides: dict[str, Any]) -> str:
+    if not overrides:
+        return preset
+    parts = [f"{k}={'x'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+             for k, v in sorted(overrides.items())]
+    return f"{preset} ({', '.join(parts)})"
+
+
+def _schedule(args, steps: int, jax_native: bool) -> dict[str, int]:
+    eval_every = args.eval_every if args.eval_every is not None else max(1000, min(10_000, steps // 20))
+    import jax
+
+    ckpt = (args.checkpoint_every if args.checkpoint_every is not None
+            else 0 if jax.process_count() > 1  # not supported yet across processes
+            else max(1000, min(50_000, steps // 10)))
+    log_every = args.log_every or min(1000, eval_every or 1000)
+    return dict(eval_every=eval_every, checkpoint_every=ckpt, log_every=log_every,
+                eval_episodes=args.eval_episodes or (20 if jax_native else 5))
+
+
+def spec_from_args(args) -> ms.MultiSeedSpec:
+    if not args.env:
+        raise RunError("--env is required (or --resume / --compare / --summarize)")
+    env_id = resolve_env_id(args.env)
+    base = re.sub(r"-v\d+$", "", env_id.split("/")[-1])
+    preset = args.preset or TASK_PRESETS.get(base, "code")
+    overrides = _overrides(args)
+    cfg = make_config(env_id, preset, overrides)
+    steps = args.steps or default_steps(env_id)
+    label = args.label or _default_label(preset, overrides)
+    out = Path(args.out) if args.out else Path("runs") / "bench" / short_name(env_id) / _slug(label)
+    seed_ids = tuple(range(args.first_seed, args.first_seed + args.seeds))
+    return ms.MultiSeedSpec(env_id=env_id, config=cfg, seed_ids=seed_ids, steps=steps, out=out,
+                            base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
+                            progress=not args.no_progress, preset=preset, label=label,
+                            devices=args.devices,
+                            **_schedule(args, steps, env_id in ms.JAX_NATIVE_ENVS))
+
+
+def spec_from_resume(args) -> ms.MultiSeedSpec:
+    run_dir = Path(args.resume)
+    run = ms.read_run(run_dir)
+    if _overrides(args) or args.preset or args.env:
+        raise RunError("--resume continues a run with its own settings; drop --env, --preset and "
+                       "hyperparameter flags (start a new run to change them)")
+    cfg = sqljax.SQLConfig.from_dict(json.loads((run_dir / ms.CONFIG_FILE).read_text()))
+    keys = ("eval_every", "checkpoint_every", "log_every", "eval_episodes")
+    sched = {k: int(run[k]) for k in keys}
+    return ms.MultiSeedSpec(env_id=run["env_id"], config=cfg, seed_ids=tuple(run["seed_ids"]),
+                            steps=args.steps or int(run["steps"]), out=run_dir,
+                            base_seed=int(run["base_seed"]), keep_checkpoints=args.keep_checkpoints,
+                            progress=not args.no_progress, preset=run.get("preset"),
+                            label=run.get("label"), devices=args.devices, **sched)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in text).strip("_") or "run"
+
+
+# ------------------------------------------------------------------------------ summary
+
+def eval_table(run_dir: Path, seed_ids: Sequence[int], mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluation steps (S,) and per-seed returns (N, S) of one mode, from the seeds'
+    metrics.csv; only steps evaluated for every seed."""
+    per_seed = []
+    for sid in seed_ids:
+        rows = ms.read_metrics(run_dir, sid)
+        per_seed.append({int(r["step"]): float(r[_MODE_COLUMN[mode]]) for r in rows
+                         if r.get(_MODE_COLUMN[mode]) not in (None, "")})
+    common = sorted(set.intersection(*(set(d) for d in per_seed))) if per_seed else []
+    return (np.asarray(common, np.int64),
+            np.asarray([[d[s] for s in common] for d in per_seed], np.float64).reshape(len(per_seed), -1))
+
+
+def summarize(run_dir: str | Path, reps: int = stats.DEFAULT_REPS,
+              confidence: float = 0.95) -> dict[str, Any]:
+    """summary.json of a run directory, from its seeds' metrics.csv."""
+    run_dir = Path(run_dir)
+    run = ms.read_run(run_dir)
+    seed_ids = list(run["seed_ids"])
+    out: dict[str, Any] = {
+        "label": run.get("label") or run_dir.name, "env_id": run["env_id"],
+        "n_seeds": len(seed_ids), "seed_ids": seed_ids, "base_seed": run["base_seed"],
+        "steps": run["steps"], "preset": run.get("preset"),
+        "config": json.loads((run_dir / ms.CONFIG_FILE).read_text()),
+        "statistics": {
+            "mean": "mean over seeds",
+            "iqm": "interquartile mean over seeds: scipy.stats.trim_mean(x, 0.25) (rliable's IQM)",
+            "ci": f"{confidence:.0%} stratified-bootstrap percentile interval over seeds "
+                  f"(rliable's convention), {reps} replicates",
+            "confidence": confidence, "bootstrap_reps": reps,
+            "evaluation": "mean return of each seed's evaluation episodes; stochastic: fresh xi "
+                          "each step (the authors' protocol); deterministic: xi = 0",
+        },
+        "curves": {}, "final": {},
+    }
+    for mode in MODES:
+        steps, returns = eval_table(run_dir, seed_ids, mode)
+        curve = stats.summarize_curve(steps, returns, ("mean", "iqm"), reps, confidence)
+        curve["per_seed"] = {str(s): [float(x) for x in returns[j]] for j, s in enumerate(seed_ids)}
+        curve["per_seed_step"] = [int(s) for s in steps]
+        out["curves"][mode] = curve
+        if len(steps):
+            last = returns[:, -1]
+            final = {"step": int(steps[-1]),
+                     "per_seed": {str(s): float(last[j]) for j, s in enumerate(seed_ids)}}
+            if np.all(np.isfinite(last)):
+                final.update(stats.interval_estimates(last, ("mean", "iqm"), reps, confidence))
+            out["final"][mode] = final
+    goals = _last_values(run_dir, seed_ids, "eval_goals")
+    if goals:
+        out["final"]["goals_reached"] = goals
+    rates = [float(r["steps_per_sec"]) for r in ms.read_metrics(run_dir, seed_ids[0])
+             if r.get("steps_per_sec") not in (None, "")]
+    if rates:
+        per_seed = float(np.median(rates))
+        out["throughput"] = {"env_steps_per_sec_per_seed": per_seed,
+                             "total_env_steps_per_sec": per_seed * len(seed_ids),
+                             "note": "median over log intervals, evaluation excluded, "
+                                     "compilation included in the first ones"}
+    return out
+
+
+def _last_values(run_dir: Path, seed_ids, column: str) -> dict[str, float]:
+    """Last logged value of ``column`` per seed; empty if a seed never logged it."""
+    found: dict[str, float] = {}
+    for sid in seed_ids:
+        rows = [r for r in ms.read_metrics(run_dir, sid) if r.get(column) not in (None, "")]
+        if not rows:
+            return {}
+        found[str(sid)] = float(rows[-1][column])
+    return found
+
+
+def write_summary(run_dir: str | Path, reps: int = stats.DEFAULT_REPS,
+                  confidence: float = 0.95, stat: str = "iqm") -> dict[str, Any]:
+    """Write summary.json and curves.png of a run; returns the summary."""
+    from experiments import plots
+
+    run_dir = Path(run_dir)
+    summary = summarize(run_dir, reps, confidence)
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    plots.plot_run(run_dir, run_dir / CURVES_FILE, stat=stat)
+    return summary
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _report(summary: dict[str, Any]) -> str:
+    lines = [f"{summary['label']} on {summary['env_id']}, {summary['n_seeds']} seeds:"]
+    for mode in MODES:
+        f = summary["final"].get(mode)
+        if f and "iqm" in f:
+            lines.append(f"  {mode:13s} at step {f['step']}: IQM {stats.describe(f['iqm'])}, "
+                         f"mean {stats.describe(f['mean'])}")
+    if "goals_reached" in summary["final"]:
+        lines.append(f"  goals reached per seed: {summary['final']['goals_reached']}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ main
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import jax
+
+    parser = build_parser()
+    lead = jax.process_index() == 0
+    try:
+        args = parser.parse_args(argv)
+        if args.compare:
+            from experiments import plots
+
+            out = Path(args.out or "compare.png")
+            plots.plot_compare(args.compare, out, mode=args.mode, stat=args.stat)
+            print(f"wrote {out}")
+            return 0
+        if args.summarize:
+            summary = write_summary(args.summarize, args.bootstrap_reps, args.confidence, args.stat)
+            print(_report(summary))
+            return 0
+        for name in ("seeds", "steps", "eval_episodes", "log_every", "keep_checkpoints",
+                     "bootstrap_reps", "devices"):
+            v = getattr(args, name)
+            if v is not None and v < 1:
+                raise RunError(f"{_flag(name)} must be an integer >= 1, got {v}")
+        for name in ("eval_every", "checkpoint_every", "first_seed"):
+            v = getattr(args, name)
+            if v is not None and v < 0:
+                raise RunError(f"{_flag(name)} must be >= 0, got {v}")
+        if not 0 < args.confidence < 1:
+            raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
+        resume = bool(args.resume)
+        spec = spec_from_resume(args) if resume else spec_from_args(args)
+        if lead and not resume:
+            print(f"bench {spec.out}: {spec.env_id}, seeds {spec.seed_ids[0]}..{spec.seed_ids[-1]}, "
+                  f"{spec.steps} steps each, {spec.label}, on {len(jax.devices()) if spec.devices is None else spec.devices} "
+                  f"{jax.devices()[0].platform} device(s)")
+        ms.train(spec, resume=resume, log=print if lead else (lambda _: None))
+        if lead:
+            summary = write_summary(spec.out, args.bootstrap_reps, args.confidence, args.stat)
+            print(_report(summary))
+            print(f"outputs in {spec.out}")
+    except _BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (RunError, EnvError, sqljax.CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Learning curves across seeds: a line (IQM or mean over seeds) and its bootstrap
+confidence band per configuration, from the ``summary.json`` that
+``python -m experiments.bench`` writes.
+
+    python -m experiments.plots runs/bench/hc                       # -> runs/bench/hc/curves.png
+    python -m experiments.plots --compare runs/bench/hc-code runs/bench/hc-paper --out cmp.png
+
+``--compare`` overlays several runs (e.g. the ``code`` and ``paper`` presets) on one
+axes, one colour per run, labelled by each run's label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+SUMMARY_FILE = "summary.json"
+_STAT_NAME = {"iqm": "IQM", "mean": "mean"}
+
+
+def load_summary(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / SUMMARY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run `python -m experiments.bench "
+                                f"--summarize {run_dir}` first")
+    return json.loads(path.read_text())
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band(ax, curve: dict, stat: str, color, label: str, style: str = "-", alpha: float = 0.2):
+    x = np.asarray(curve["step"], float)
+    if not len(x):
+        return
+    y = np.asarray(curve[stat], float)
+    ci = np.asarray(curve[stat + "_ci"], float).reshape(-1, 2)
+    ax.plot(x, y, style, color=color, lw=1.8, label=label, marker="o" if len(x) < 3 else None, ms=3)
+    ax.fill_between(x, ci[:, 0], ci[:, 1], color=color, alpha=alpha, lw=0)
+
+
+def _ci_words(summary: dict) -> str:
+    conf = summary.get("statistics", {}).get("confidence", 0.95)
+    return f"{conf:.0%} stratified-bootstrap CI"
+
+
+def _title(text: str, width: int = 80) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None, stat: str = "iqm",
+             show_seeds: bool = True) -> Path:
+    """curves.png of one run: stochastic (solid) and deterministic (dashed) evaluation,
+    ``stat`` across seeds with its CI band, and each seed's curve as a thin line."""
+    plt = _pyplot()
+    run_dir = Path(run_dir)
+    s = load_summary(run_dir)
+    out = Path(out) if out is not None else run_dir / "curves.png"
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for mode, color, style in (("stochastic", "C0", "-"), ("deterministic", "C1", "--")):
+        curve = s["curves"].get(mode)
+        if not curve:
+            continue
+        if show_seeds:
+            xs = np.asarray(curve.get("per_seed_step", []), float)
+            for ys in curve.get("per_seed", {}).values():
+                if len(xs):
+                    ax.plot(xs, ys, style, color=color, lw=0.5, alpha=0.35)
+        _band(ax, curve, stat, color, f"{mode} evaluation ({_STAT_NAME[stat]})", style)
+    ax.set_title(_title(f"SQL on {s['env_id']}: {s['label']}, {s['n_seeds']} seeds") + "\n"
+                 f"{_STAT_NAME[stat]} across seeds, band: {_ci_words(s)}", fontsize=9)
+    _finish(ax)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_compare(run_dirs: Sequence[str | Path], out: str | Path, mode: str = "stochastic",
+                 stat: str = "iqm", labels: Sequence[str] | None = None) -> Path:
+    """Overlay runs on one plot: per run, ``stat`` across its seeds and the CI band."""
+    plt = _pyplot()
+    summaries = [load_summary(d) for d in run_dirs]
+    names = list(labels) if labels else [s["label"] for s in summaries]
+    if len(set(names)) < len(names):  # same label twice: tell them apart by directory
+        names = [f"{n} ({Path(d).name})" for n, d in zip(names, run_dirs)]
+    envs = sorted({s["env_id"] for s in summaries})
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for k, (s, name) in enumerate(zip(summaries, names)):
+        curve = s["curves"].get(mode)
+        if curve:
+            _band(ax, curve, stat, f"C{k % 10}", f"{name} (n={s['n_seeds']})")
+    ax.set_title(f"SQL on {', '.join(envs)}: {mode} evaluation\n{_STAT_NAME[stat]} across seeds, "
+                 f"band: {_ci_words(summaries[0])}", fontsize=9)
+    _finish(ax)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _finish(ax) -> None:
+    ax.set_xlabel("environment steps (per seed)")
+    ax.set_ylabel("return (unscaled)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.plots", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", nargs="?", help="a run directory: (re)draw its curves.png")
+    p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="overlay these runs")
+    p.add_argument("--labels", nargs="+", help="legend labels for --compare (default: the runs')")
+    p.add_argument("--out", help="output image (default: RUN_DIR/curves.png or compare.png)")
+    p.add_argument("--mode", choices=("stochastic", "deterministic"), default="stochastic")
+    p.add_argument("--stat", choices=("iqm", "mean"), default="iqm")
+    args = p.parse_args(argv)
+    try:
+        if args.compare:
+            if args.labels and len(args.labels) != len(args.compare):
+                raise ValueError(f"--labels has {len(args.labels)} names for {len(args.compare)} runs")
+            out = plot_compare(args.compare, args.out or "compare.png", args.mode, args.stat, args.labels)
+        elif args.run_dir:
+            out = plot_run(args.run_dir, args.out, args.stat)
+        else:
+            p.error("give a run directory or --compare RUN_DIR ...")
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
