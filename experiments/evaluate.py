@@ -67,18 +67,6 @@ def _default_video(ckpt: Path, mode: str) -> Path:
     return run_dir / "videos" / f"{ckpt.name}_{mode}.mp4"
 
 
-def _fast_rendering(env) -> None:
-    """Turn off MuJoCo's shadows and reflections (the costly part of CPU rendering)."""
-    try:
-        import mujoco
-
-        viewer = env.env.unwrapped.mujoco_renderer._get_viewer("rgb_array")
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
-            viewer.scn.flags[flag] = 0
-    except Exception:  # noqa: BLE001  (not a MuJoCo env, or another renderer)
-        pass
-
-
 def _render_env(env_id: str, limit: int | None, width: int, height: int, pretty: bool):
     """A renderable env, or (None, reason)."""
     try:
@@ -93,8 +81,7 @@ def _render_env(env_id: str, limit: int | None, width: int, height: int, pretty:
     try:
         env.reset(seed=0)
         frame = env.render()
-        if not pretty:
-            _fast_rendering(env)
+        env.setup_mujoco_camera(follow=True, fast=not pretty)
         if frame is None or np.asarray(frame).ndim != 3:
             env.close()
             return None, "the env returns no RGB frames"
@@ -136,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if record is not None:
         render_env, why = _render_env(env_id, limit, args.width, args.height, args.pretty)
         if render_env is None:
+            why = why if len(why) <= 160 else why[:157] + "..."
             print(f"note: no video: {env_id} cannot be rendered here ({why})", file=sys.stderr)
             record = None
         else:

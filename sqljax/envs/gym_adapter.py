@@ -194,6 +194,8 @@ class GymEnv:
         self._offset = (probe.action_high + probe.action_low) / 2.0
         self._action_shape = self.env.action_space.shape
         self._action_dtype = self.env.action_space.dtype
+        self._follow = False
+        self._viewer = None
 
     @property
     def obs_dim(self) -> int:
@@ -224,7 +226,33 @@ class GymEnv:
                 bool(truncated), info)
 
     def render(self):
+        if self._follow:
+            self._follow_root()
         return self.env.render()
+
+    def setup_mujoco_camera(self, follow: bool = True, fast: bool = True) -> bool:
+        """For MuJoCo envs rendered as rgb_array: keep the free camera's look-at point on
+        the root body (so a running robot stays in the picture), and with ``fast`` turn off
+        shadows and reflections, the costly part of CPU rendering. Returns False (and
+        does nothing) for other envs."""
+        try:
+            import mujoco
+
+            unwrapped = self.env.unwrapped
+            unwrapped.data, unwrapped.model  # noqa: B018  (MuJoCo envs have both)
+            viewer = unwrapped.mujoco_renderer._get_viewer("rgb_array")
+            if fast:
+                for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
+                    viewer.scn.flags[flag] = 0
+        except Exception:  # noqa: BLE001  (not a MuJoCo env, or another renderer)
+            return False
+        self._viewer = viewer
+        self._follow = follow
+        return True
+
+    def _follow_root(self) -> None:
+        body = 1 if self.env.unwrapped.model.nbody > 1 else 0
+        self._viewer.cam.lookat[:2] = self.env.unwrapped.data.xpos[body][:2]
 
     def close(self) -> None:
         self.env.close()
