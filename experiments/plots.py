@@ -46,7 +46,8 @@ def _band(ax, curve: dict, stat: str, color, label: str, style: str = "-", alpha
         return
     y = np.asarray(curve[stat], float)
     ci = np.asarray(curve[stat + "_ci"], float).reshape(-1, 2)
-    ax.plot(x, y, style, color=color, lw=1.8, label=label, marker="o" if len(x) < 3 else None, ms=3)
+    ax.plot(x, y, style, color=color, lw=1.8, label=_title(label, 48), marker="o" if len(x) < 3 else None,
+            ms=3)
     ax.fill_between(x, ci[:, 0], ci[:, 1], color=color, alpha=alpha, lw=0)
 
 

@@ -51,7 +51,7 @@ def test_seed_count_must_split_over_the_devices():
 
 # --------------------------------------------------------------------- gymnasium driver
 
-GYM_CFG = sqljax.SQLConfig(**TINY, learning_starts=50, max_episode_steps=100, reward_scale=10.0)
+GYM_CFG = sqljax.SQLConfig(**TINY, learning_starts=50, max_episode_steps=30, reward_scale=10.0)
 
 
 def gym_spec(out: Path, seed_ids, steps: int = 80) -> ms.MultiSeedSpec:
@@ -93,6 +93,18 @@ def test_gym_seeds_differ(gym_runs):
     assert not np.allclose(actions[0, 0, :10], actions[1, 0, :10])  # own acting noise
     for ev in both["evals"]:
         assert ev["stochastic"][0] != ev["stochastic"][1]
+
+
+def test_gym_time_limit_truncation_bootstraps(gym_runs):
+    root, _, _ = gym_runs
+    exp = ms.load_run_state(root / "both").buffer.experience
+    # Episodes are cut at 30 steps: stored as not terminated, with the true final
+    # observation as next_obs; the next transition starts from the reset observation.
+    assert not exp.terminated.any()
+    for seed in (0, 1):
+        assert np.allclose(exp.next_obs[seed, 0, 28], exp.obs[seed, 0, 29])
+        assert not np.allclose(exp.next_obs[seed, 0, 29], exp.obs[seed, 0, 30])
+        assert [int(r["episodes"]) for r in ms.read_metrics(root / "both", seed)] == [0, 1, 2, 2]
 
 
 def test_gym_run_files_and_resume(gym_runs):

@@ -207,8 +207,9 @@ class MultiSeedSpec:
     steps: env steps per seed. out: the run directory.
     eval_every: env steps between evaluations (0: never). eval_episodes: per mode and
     seed (stochastic and deterministic). checkpoint_every: env steps between checkpoints
-    (0: only... none at all). log_every: env steps between metrics rows (the JAX-native
-    loop's chunk divides log_every, eval_every and checkpoint_every).
+    (0: none), one is also written at the end. log_every: env steps between metrics rows
+    (the JAX-native loop's chunk is the gcd of log_every, eval_every, checkpoint_every
+    and steps).
     devices: how many of ``jax.devices()`` to use (default all).
     """
 
@@ -566,11 +567,10 @@ class _Run:
         self.spec, self.kind, self.log, self.mesh = spec, kind, log, mesh
         self.local = local
         self.resume_step: int | None = None
-        self.counters: dict[str, Any] = {}
         self.ckpt = None
         if resume:
             run = read_run(spec.out)
-            if run.get("kind") not in (None, kind) or list(run["seed_ids"]) != list(spec.seed_ids):
+            if list(run["seed_ids"]) != list(spec.seed_ids):
                 raise RunError(f"{spec.out} was run with seeds {run['seed_ids']}; resume it with "
                                "the same seeds")
             self.ckpt = latest_checkpoint(spec.out)
@@ -584,7 +584,6 @@ class _Run:
     def open(self, counters: dict[str, Any] | None) -> None:
         spec = self.spec
         if counters is not None:
-            self.counters = counters
             self.resume_step = int(counters["env_steps"])
             self.evals = list(counters.get("evals", []))
         _prepare_run_dir(spec, self.resume_step is not None, self.mesh)
