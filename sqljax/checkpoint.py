@@ -81,6 +81,7 @@ def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,
             "config": state.config.to_dict(),
             "obs_dim": state.obs_dim,
             "action_dim": state.action_dim,
+            "batch_shape": list(state.step.shape),
             "has_extra": extra is not None,
             "metadata": metadata or {},
         }
@@ -140,14 +141,16 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike) -> SQLState:
     """Restore the `SQLState` saved at `path`, with its own config and sizes, as the same
-    pytree types `init` makes (optax states included)."""
+    pytree types `init` makes (optax states included). A state saved with leading seed
+    axes (a vmapped learner) comes back with the same axes."""
     meta = read_checkpoint_metadata(path)
     try:
         config = SQLConfig.from_dict(meta["config"])
         obs_dim, action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}/{META_FILE} has an invalid config or sizes: {e}") from None
-    template = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), config, obs_dim, action_dim))
+    batch_shape = tuple(int(n) for n in meta.get("batch_shape", []))
+    template = jax.eval_shape(lambda: _stacked_init(config, obs_dim, action_dim, batch_shape))
     like = flax.serialization.to_state_dict(template)
     try:
         restored = _restore_tree(Path(path).absolute() / "state", like)
@@ -156,6 +159,17 @@ def load_checkpoint(path: str | os.PathLike) -> SQLState:
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     state = flax.serialization.from_state_dict(template, restored)
     return jax.tree.map(jax.numpy.asarray, state)
+
+
+def _stacked_init(config: SQLConfig, obs_dim: int, action_dim: int, batch_shape: tuple[int, ...]):
+    """`init`'s state with leading axes `batch_shape` (e.g. (n_seeds,) for vmapped seeds)."""
+    def make(key):
+        return init(key, config, obs_dim, action_dim)
+
+    for _ in batch_shape:
+        make = jax.vmap(make)
+    keys = jax.random.split(jax.random.PRNGKey(0), int(np.prod(batch_shape, dtype=int)))
+    return make(keys.reshape(batch_shape + (2,)))
 
 
 def load_extra(path: str | os.PathLike, like: Any) -> Any:

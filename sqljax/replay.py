@@ -38,7 +38,10 @@ def init(capacity: int, example: Batch) -> ReplayState:
     if int(capacity) < 1:
         raise ValueError(f"replay capacity must be >= 1, got {capacity}")
     example = Batch(*(jnp.asarray(x, jnp.float32) for x in example))
-    return _buffer(int(capacity), False).init(example)
+    state = _buffer(int(capacity), False).init(example)
+    # A strongly typed index: a buffer restored from a checkpoint then has the same
+    # types as a fresh one and reuses compiled steps instead of recompiling them.
+    return state.replace(current_index=jnp.asarray(state.current_index, jnp.int32))
 
 
 def add(buffer: ReplayState, transition: Batch) -> ReplayState:

@@ -83,3 +83,24 @@ def test_bad_checkpoints_raise_clear_errors(tmp_path):
         sqljax.load_checkpoint(p2)
     with pytest.raises(sqljax.CheckpointError, match="file, not a checkpoint"):
         sqljax.load_checkpoint(meta_file)
+
+
+def test_stacked_seed_states_round_trip(tmp_path):
+    states = jax.vmap(lambda k: sqljax.init(k, SMALL, OBS, ACT))(jax.random.split(jax.random.key(0), 3))
+    batches = jax.vmap(random_batch)(jax.random.split(jax.random.key(1), 3))
+    states, _ = jax.jit(jax.vmap(sqljax.update))(states, batches)
+    p = sqljax.save_checkpoint(tmp_path / "stacked", states)
+    assert sqljax.read_checkpoint_metadata(p)["batch_shape"] == [3]
+    r = sqljax.load_checkpoint(p)
+    assert jax.tree.structure(r) == jax.tree.structure(states)
+    for a, b in zip(jax.tree.leaves(r), jax.tree.leaves(states)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_restored_replay_has_the_same_types_as_a_fresh_one(tmp_path):
+    s = trained(1)
+    fresh = replay.init(4, sqljax.Batch(np.zeros(OBS), np.zeros(ACT), 0.0, np.zeros(OBS), 0.0))
+    p = sqljax.save_checkpoint(tmp_path / "c", s, extra={"replay": fresh})
+    got = sqljax.load_extra(p, {"replay": fresh})["replay"]
+    avals = lambda t: [jax.typeof(x) for x in jax.tree.leaves(t)]  # noqa: E731
+    assert avals(got) == avals(fresh)
