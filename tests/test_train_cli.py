@@ -37,14 +37,27 @@ TINY = ["--hidden-sizes", "32", "32", "--batch-size", "32", "--value-n-particles
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    """A persistent XLA compilation cache for this module's processes."""
+    """A persistent XLA compilation cache for this module's processes (restored after)."""
     path = tmp_path_factory.mktemp("xla_cache")
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    before = {n: getattr(jax.config, n, None) for n in names}
     try:
-        jax.config.update("jax_compilation_cache_dir", str(path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    except Exception:  # an older/newer jax without these options: no cache, only slower
+        jax.config.update(names[0], str(path))
+        jax.config.update(names[1], 0.0)
+    except Exception:  # a jax without these options: no cache, only slower
         pass
-    return path
+    yield path
+    for n, v in before.items():
+        try:
+            jax.config.update(n, v)
+        except Exception:
+            pass
+    try:  # let the next module start with the cache it configures (or none)
+        from jax._src import compilation_cache
+
+        compilation_cache.reset_cache()
+    except Exception:
+        pass
 
 
 def run_train(*args: str) -> int:
