@@ -18,7 +18,7 @@ FROM  ?= runs/pretrain/AntAnyDirection/seed0
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-slow bench-update train eval multigoal bench pretrain finetune transfer clean
+.PHONY: install test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer clean
 
 install: $(STAMP)
 
@@ -35,7 +35,10 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 bench-update: install
-	$(PY) -m experiments.bench_update
+	$(PY) -m experiments.bench_update $(ARGS)
+
+bench-seeds: install
+	$(PY) -m experiments.bench_seeds $(ARGS)
 
 train: install
 	$(PY) -m experiments.train --env $(ENV) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
