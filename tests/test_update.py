@@ -52,7 +52,7 @@ def test_td_target_uses_soft_value_of_target_network():
     """Recompute the Q loss by hand from the same random draws."""
     s = sqljax.init(jax.random.key(4), SMALL, OBS, ACT)
     batch = random_batch(jax.random.key(5))
-    _, m = sqljax.update(s, batch)
+    _, m = jax.jit(sqljax.update)(s, batch)
     _, k_value, _ = jax.random.split(s.key, 3)
     acts = sqljax.uniform_actions(k_value, SMALL.value_n_particles, ACT)
     q_next = sqljax.q_values(s, batch.next_obs, jnp.broadcast_to(acts, (B,) + acts.shape), target=True)
@@ -141,7 +141,7 @@ def test_twin_q_target_uses_elementwise_min():
     s = sqljax.init(jax.random.key(7), cfg, OBS, ACT)
     assert jax.tree.leaves(s.q_params)[0].shape[0] == 2
     batch = random_batch(jax.random.key(8))
-    _, m = sqljax.update(s, batch)
+    _, m = jax.jit(sqljax.update)(s, batch)
     _, k_value, _ = jax.random.split(s.key, 3)
     acts = sqljax.uniform_actions(k_value, cfg.value_n_particles, ACT)
     acts = jnp.broadcast_to(acts, (B,) + acts.shape)
