@@ -12,7 +12,7 @@ from sqljax.kernel import KernelOutput, median_bandwidth, rbf_kernel
 from sqljax.networks import QFunction, Sampler, q_apply, sampler_apply
 from sqljax.svgd import (sampler_svgd_gradient, squash_correction, svgd_direction,
                          target_score)
-from sqljax.update import (Batch, SQLState, finetune_state, init, noise_bank_size_at,
+from sqljax.update import (UPDATE_METRICS, Batch, SQLState, finetune_state, init, noise_bank_size_at,
                            q_values, reward_scale_at, sample_actions, td_loss, td_target,
                            update, update_target)
 from sqljax.value import soft_value, soft_value_from_samples, uniform_actions
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch", "CheckpointError", "KernelOutput", "PRESETS", "QFunction", "SQLConfig",
-    "SQLState", "Sampler", "TASK_REWARD_SCALES", "finetune_state", "init", "load_checkpoint",
+    "SQLState", "Sampler", "TASK_REWARD_SCALES", "UPDATE_METRICS", "finetune_state", "init", "load_checkpoint",
     "load_extra", "median_bandwidth", "noise_bank_size_at", "q_apply", "q_values",
     "rbf_kernel", "read_checkpoint_metadata", "replay", "reward_scale_at", "sample_actions",
     "sampler_apply", "sampler_svgd_gradient", "save_checkpoint", "soft_value",

@@ -180,6 +180,12 @@ def _check_batch(batch: Batch, obs_dim: int, action_dim: int) -> None:
     chex.assert_shape([batch.reward, batch.terminated], (b,))
 
 
+# Names of the scalar metrics `update` returns, in a fixed order (for logs and tables).
+UPDATE_METRICS: tuple[str, ...] = ("q_loss", "q_mean", "value_mean", "target_mean",
+                                   "kernel_bandwidth", "svgd_norm", "sampler_grad_norm",
+                                   "reward_scale")
+
+
 def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array]]:
     """One Soft Q-Learning update: a TD step on Q, an SVGD step on the sampler, and the
     target update. Pure; `jax.jit(update)` and `jax.jit(jax.vmap(update))` work as is.
@@ -242,9 +248,10 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
         "target_mean": jnp.mean(y),
         "kernel_bandwidth": jnp.mean(svgd.bandwidth),
         "svgd_norm": jnp.mean(jnp.linalg.norm(svgd.phi, axis=-1)),
-        "sampler_grad_norm": optax.global_norm(svgd.grads),
+        "sampler_grad_norm": optax.tree.norm(svgd.grads),
         "reward_scale": scale,
     }
+    assert tuple(metrics) == UPDATE_METRICS
     return new_state, metrics
 
 

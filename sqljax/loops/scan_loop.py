@@ -116,7 +116,7 @@ def make_train(
     num_chunks = math.ceil(int(total_steps) / chunk_steps)
     capacity = int(min(cfg.replay_size, num_chunks * chunk_steps))
     obs_dim, action_dim = int(env.OBS_DIM), int(env.ACTION_DIM)
-    update_metric_names = _update_metric_names(cfg, obs_dim, action_dim)
+    update_metric_names = sqljax.UPDATE_METRICS
 
     def init_carry(key: jax.Array) -> Carry:
         k_agent, k_env, k_run = jax.random.split(key, 3)
@@ -206,18 +206,6 @@ def make_train(
 
     return TrainFns(init_carry=init_carry, run_chunk=run_chunk, num_chunks=num_chunks,
                     chunk_steps=chunk_steps)
-
-
-def _update_metric_names(cfg, obs_dim: int, action_dim: int) -> tuple[str, ...]:
-    """Names of the metrics ``sqljax.update`` returns (found by abstract evaluation)."""
-    def probe(key):
-        agent = sqljax.init(key, cfg, obs_dim, action_dim)
-        b = cfg.batch_size
-        batch = sqljax.Batch(jnp.zeros((b, obs_dim)), jnp.zeros((b, action_dim)), jnp.zeros((b,)),
-                             jnp.zeros((b, obs_dim)), jnp.zeros((b,)))
-        return sqljax.update(agent, batch)[1]
-
-    return tuple(jax.eval_shape(probe, jax.random.key(0)).keys())
 
 
 def train(
