@@ -3,6 +3,7 @@ seeds, the seed axis sharded over all devices), then statistics across seeds.
 
     python -m experiments.bench --env HalfCheetah --seeds 8 --steps 1000000 --out runs/bench/hc
     python -m experiments.bench --env MultiGoal --seeds 8 --preset multigoal
+    python -m experiments.bench --env AntHallway --seeds 4 --init-from runs/pretrain   # fine-tune
     python -m experiments.bench --resume runs/bench/hc            # continue after a stop
     python -m experiments.bench --compare runs/bench/hc-code runs/bench/hc-paper --out cmp.png
     python -m experiments.bench --summarize runs/bench/hc          # redo summary.json, curves.png
@@ -35,6 +36,7 @@ import sqljax
 from experiments import stats
 from experiments.train import CONFIG_HELP, TASK_PRESETS, default_steps, make_config
 from sqljax.envs.gym_adapter import EnvError, resolve_env_id, short_name
+from sqljax.loops import host_loop
 from sqljax.loops import multi_seed as ms
 from sqljax.loops.multi_seed import NonFiniteError, RunError
 
@@ -85,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label", help="name of this configuration in summaries and plots "
                      "(default: the preset, with any overrides)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    run.add_argument("--init-from", metavar="CKPT_OR_RUN_DIR", help="fine-tune: start every seed's "
+                     "Q and sampler from a pretrained checkpoint (a multi-seed run: seed i from its "
+                     "seed i; a single run: all seeds from it); optimisers and replay start fresh, "
+                     "hyperparameters default to the pretrained run's")
     run.add_argument("--eval-every", type=int, help="env steps between evaluations (default "
                      "steps/20 within [1000, 10000])")
     run.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed and mode "
@@ -153,26 +159,33 @@ def spec_from_args(args) -> ms.MultiSeedSpec:
         raise RunError("--env is required (or --resume / --compare / --summarize)")
     env_id = resolve_env_id(args.env)
     base = re.sub(r"-v\d+$", "", env_id.split("/")[-1])
-    preset = args.preset or TASK_PRESETS.get(base, "code")
     overrides = _overrides(args)
-    cfg = make_config(env_id, preset, overrides)
+    pretrained = None
+    if args.init_from:  # the pretrained run's hyperparameters, unless --preset is given
+        src = host_loop.find_checkpoint(args.init_from)
+        try:
+            pretrained = sqljax.SQLConfig.from_dict(sqljax.read_checkpoint_metadata(src)["config"])
+        except (ValueError, KeyError) as e:
+            raise RunError(f"--init-from {src}: unreadable config ({e})") from None
+    preset = args.preset or (None if pretrained else TASK_PRESETS.get(base, "code"))
+    cfg = make_config(env_id, preset, overrides, pretrained)
     steps = args.steps or default_steps(env_id)
-    label = args.label or _default_label(preset, overrides)
+    label = args.label or _default_label(preset or "finetune", overrides)
     out = Path(args.out) if args.out else Path("runs") / "bench" / short_name(env_id) / _slug(label)
     seed_ids = tuple(range(args.first_seed, args.first_seed + args.seeds))
     return ms.MultiSeedSpec(env_id=env_id, config=cfg, seed_ids=seed_ids, steps=steps, out=out,
                             base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
                             progress=not args.no_progress, preset=preset, label=label,
-                            devices=args.devices,
+                            devices=args.devices, init_from=args.init_from,
                             **_schedule(args, steps, env_id in ms.JAX_NATIVE_ENVS))
 
 
 def spec_from_resume(args) -> ms.MultiSeedSpec:
     run_dir = Path(args.resume)
     run = ms.read_run(run_dir)
-    if _overrides(args) or args.preset or args.env:
-        raise RunError("--resume continues a run with its own settings; drop --env, --preset and "
-                       "hyperparameter flags (start a new run to change them)")
+    if _overrides(args) or args.preset or args.env or args.init_from:
+        raise RunError("--resume continues a run with its own settings; drop --env, --preset, "
+                       "--init-from and hyperparameter flags (start a new run to change them)")
     cfg = sqljax.SQLConfig.from_dict(json.loads((run_dir / ms.CONFIG_FILE).read_text()))
     keys = ("eval_every", "checkpoint_every", "log_every", "eval_episodes")
     sched = {k: int(run[k]) for k in keys}
@@ -180,7 +193,8 @@ def spec_from_resume(args) -> ms.MultiSeedSpec:
                             steps=args.steps or int(run["steps"]), out=run_dir,
                             base_seed=int(run["base_seed"]), keep_checkpoints=args.keep_checkpoints,
                             progress=not args.no_progress, preset=run.get("preset"),
-                            label=run.get("label"), devices=args.devices, **sched)
+                            label=run.get("label"), devices=args.devices,
+                            init_from=run.get("init_from"), **sched)
 
 
 def _slug(text: str) -> str:

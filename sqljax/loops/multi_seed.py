@@ -31,6 +31,13 @@ hosts, call ``jax.distributed.initialize()`` first: ``jax.devices()`` is then gl
 each process steps the gymnasium envs of the seeds its devices hold, and process 0
 writes checkpoints (the run directory must be on a shared file system).
 
+Fine-tuning. ``MultiSeedSpec.init_from`` (a checkpoint, or a run directory's latest one)
+starts every seed from a pretrained learner with ``sqljax.finetune_state``: Q, target
+and sampler parameters copied, optimisers, step and replay fresh, a new noise bank
+from the seed's key (:func:`load_init_states`). A multi-seed checkpoint pairs the
+seeds: seed ``i`` starts from the pretrained seed ``i``; a single learner (e.g. from
+``experiments.train``) starts every seed. Gymnasium environments only.
+
 Checkpoints. ``sqljax.load_checkpoint`` restores a learner shaped by ``sqljax.init``, so it
 cannot restore a stacked learner; a run checkpoint therefore stores the first seed's
 learner as its main item (``sqljax.load_checkpoint(ckpt)`` returns that seed, usable by
@@ -74,7 +81,8 @@ from sqljax.loops import host_loop, scan_loop
 __all__ = [
     "JAX_NATIVE_ENVS", "MultiSeedSpec", "RunError", "NonFiniteError", "SEED_AXIS",
     "check_seed_count", "checkpoint_dirs", "is_jax_native", "latest_checkpoint",
-    "load_run_state", "load_seed_states", "local_seed_positions", "read_metrics", "read_run", "seed_keys",
+    "load_init_states", "load_run_state", "load_seed_states", "local_seed_positions",
+    "read_metrics", "read_run", "seed_keys",
     "seed_mesh", "seed_sharding", "to_global", "to_host", "train", "unstack",
 ]
 
@@ -211,6 +219,8 @@ class MultiSeedSpec:
     (the JAX-native loop's chunk is the gcd of log_every, eval_every, checkpoint_every
     and steps).
     devices: how many of ``jax.devices()`` to use (default all).
+    init_from: a checkpoint or run directory to start the learners from (fine-tuning;
+    see :func:`load_init_states`); ``config`` then keeps its network sizes.
     """
 
     env_id: str
@@ -228,6 +238,7 @@ class MultiSeedSpec:
     preset: str | None = None
     label: str | None = None
     devices: int | None = None
+    init_from: str | None = None
 
     @property
     def n_seeds(self) -> int:
@@ -480,6 +491,36 @@ def load_run_state(path: str | os.PathLike):
     return jax.device_get(sqljax.load_extra(path, {"carry": _cut_like(like, n)})["carry"])
 
 
+def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
+                     obs_dim: int, action_dim: int) -> sqljax.SQLState:
+    """The pretrained learners that seeds ``seed_ids`` start from, stacked (leading seed
+    axis, on the host): from a multi-seed checkpoint, the rows of the same seed indices;
+    from a single learner's checkpoint, that learner for every seed. ``path``: a
+    checkpoint or a run directory (its latest checkpoint). RunError (one line) if the
+    sizes differ from the env's (``obs_dim``, ``action_dim``) or a seed is missing."""
+    ckpt = host_loop.find_checkpoint(path)
+    meta = sqljax.read_checkpoint_metadata(ckpt)
+    sizes = (int(meta["obs_dim"]), int(meta["action_dim"]))
+    if sizes != (int(obs_dim), int(action_dim)):
+        raise RunError(f"--init-from checkpoint {ckpt} has observation size {sizes[0]} and action "
+                       f"size {sizes[1]}, but {env_id} has observation size {obs_dim} and action "
+                       f"size {action_dim}; pretrain on an env with the same spaces")
+    counters = meta.get("metadata", {})
+    if counters.get("format") == RUN_FORMAT:
+        stacked = load_seed_states(ckpt)
+        have = [int(s) for s in counters["seed_ids"]]
+        missing = [s for s in seed_ids if s not in have]
+        if missing:
+            raise RunError(f"--init-from {ckpt} holds seeds {have}, not seed(s) {missing}; fine-tune "
+                           "those seeds, or start from a single learner's checkpoint")
+        rows = np.asarray([have.index(s) for s in seed_ids])
+        return jax.tree.map(lambda x: np.asarray(x)[rows], stacked)
+    one = jax.device_get(sqljax.load_checkpoint(ckpt))
+    if np.ndim(one.step):
+        raise RunError(f"--init-from {ckpt} holds stacked learners without seed indices")
+    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (len(seed_ids),) + np.shape(x)), one)
+
+
 def load_seed_states(path: str | os.PathLike) -> sqljax.SQLState:
     """The stacked learners (leading seed axis, on the host) of a multi-seed checkpoint
     directory, or of a run directory's latest checkpoint."""
@@ -555,6 +596,9 @@ def train(spec: MultiSeedSpec, resume: bool = False,
     spec.env_id = resolve_env_id(spec.env_id)
     mesh, sh, rep = _mesh_for(spec)
     if spec.env_id in JAX_NATIVE_ENVS:
+        if spec.init_from is not None:
+            raise RunError(f"--init-from is supported for gymnasium envs only, not {spec.env_id} "
+                           "(it runs the compiled JAX loop)")
         return _train_jax(spec, resume, log, mesh, sh, rep)
     return _train_gym(spec, resume, log, mesh, sh, rep)
 
@@ -638,7 +682,7 @@ def _progress(spec: MultiSeedSpec, initial: int):
 
     return tqdm(total=spec.steps, initial=initial, unit="step", dynamic_ncols=True,
                 disable=not spec.progress or jax.process_index() != 0, smoothing=0.05,
-                desc=f"{spec.n_seeds} seeds")
+                desc=f"{spec.label + ', ' if spec.label else ''}{spec.n_seeds} seeds")
 
 
 # ------------------------------------------------------------------------------ gymnasium
@@ -654,6 +698,11 @@ def _gym_program(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity:
     fns = host_loop.make_step_fns(cfg, obs_dim, action_dim)
     init_one = _gym_init_fn(cfg, obs_dim, action_dim, capacity, fns.metric_names)
 
+    def finetune_one(key, pretrained):  # the same key split as init_one
+        k_agent, k_loop = jax.random.split(key)
+        agent = sqljax.finetune_state(k_agent, pretrained, cfg)
+        return host_loop.init_carry(agent, k_loop, capacity, fns.metric_names)
+
     def stepper(fn):
         return jax.jit(jax.vmap(fn), in_shardings=(sh, sh), out_shardings=(sh, sh), donate_argnums=0)
 
@@ -661,6 +710,8 @@ def _gym_program(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity:
         metric_names=fns.metric_names,
         init_one=init_one,
         init_all=jax.jit(jax.vmap(init_one), in_shardings=sh, out_shardings=sh),
+        # (keys (N, 2), pretrained learners (N, ...)) -> carry
+        finetune_all=jax.jit(jax.vmap(finetune_one), in_shardings=(sh, sh), out_shardings=sh),
         start=stepper(fns.start),
         collect=stepper(fns.collect_step),
         learn=stepper(fns.learn_step),
@@ -679,6 +730,9 @@ def _train_gym(spec, resume, log, mesh, sh, rep) -> dict[str, Any]:
     env0 = envs[local[0]]
     o, a = env0.obs_dim, env0.action_dim
     capacity = int(min(cfg.replay_size, spec.steps))
+    pretrained = None
+    if spec.init_from is not None and not resume:
+        pretrained = load_init_states(spec.init_from, spec.seed_ids, spec.env_id, o, a)
     prog = _gym_program(cfg, o, a, capacity, mesh)
     names = prog.metric_names
     init_all, start, collect, learn = prog.init_all, prog.start, prog.collect, prog.learn
@@ -702,8 +756,15 @@ def _train_gym(spec, resume, log, mesh, sh, rep) -> dict[str, Any]:
                 "(the environments start new episodes)")
             run.open(counters)
         else:
+            if pretrained is not None:
+                try:  # network sizes must match; checked before any file is written
+                    carry = prog.finetune_all(to_global(keys, sh), to_global(pretrained, sh))
+                except ValueError as e:
+                    raise RunError(f"--init-from {spec.init_from}: {e}") from None
+                log(f"seeds start from the learners in {spec.init_from} (optimisers fresh)")
+            else:
+                carry = init_all(to_global(keys, sh))
             run.open(None)
-            carry = init_all(to_global(keys, sh))
             env_steps, episodes, eval_index, wall_before = 0, [0] * n, 0, 0.0
         if env_steps >= spec.steps:
             log(f"{spec.out} already has {env_steps} env steps per seed (>= --steps {spec.steps})")

@@ -1,0 +1,594 @@
+"""Skill transfer (paper §5.3): pretrain a maximum-entropy Ant, fine-tune it on new tasks,
+and compare with training the same tasks from scratch for as many steps.
+
+    python -m experiments.transfer --pretrain-steps 30000 --finetune-steps 10000 --seeds 2 \\
+        --tasks AntHallwayWide --out runs/transfer/small
+    python -m experiments.transfer --pretrained runs/transfer/small/pretrain --out runs/transfer/other
+    make transfer ARGS="--seeds 4 --out runs/transfer/big"
+
+1. **Pretrain** N seeds on ``AntAnyDirection`` (reward: speed in any direction) with the
+   ``pretrain`` preset (alpha = 0.1), N seeds in lockstep (``sqljax.loops.multi_seed``).
+   ``--pretrained DIR`` skips this and starts from an existing run or checkpoint.
+2. Per task (``--tasks``; default the wide and narrow hallways and the U-maze):
+   **fine-tune** seed i from pretrained seed i (``sqljax.finetune_state``: Q, target and
+   sampler copied, optimisers and replay fresh) with the paper's schedules over the
+   first ``anneal_steps`` updates: reward scale annealed log-linearly to
+   ``--final-reward-scale`` (alpha 0.1 -> 0.001) and xi drawn from a fixed bank of
+   ``--noise-bank-size`` vectors whose active size shrinks linearly to 1; and train the
+   task **from scratch** with the pretraining's hyperparameters for the same number of
+   env steps (``--scratch-schedules`` gives it the same schedules).
+3. Per task, compare the fine-tuned and scratch seeds on the final evaluation and on the
+   average over all evaluations (the normalised area under the learning curve: "learns
+   faster"), both evaluation modes, with stratified-bootstrap CIs (experiments/stats.py)
+   and a bootstrap CI of the difference of means.
+
+Anneal span: the paper anneals over 20 epochs of 10,000 steps (200k). By default the span
+is ``--anneal-fraction`` (0.2) of the fine-tuning steps, at most 200k; ``--anneal-steps``
+sets it directly. It counts **updates**, which start after ``learning_starts`` env steps.
+
+Writes under ``--out`` (default ``runs/transfer``): ``pretrain/`` and ``<task>/finetune/``,
+``<task>/scratch/`` (multi-seed run directories, each with its own summary.json and
+curves.png), ``summary.json`` and ``transfer.png`` (one column per task, fine-tuned and
+scratch curves with their CI bands, stochastic and deterministic evaluation). Both are
+rewritten after every task, so a stopped study keeps what it finished; the same command
+again continues it (finished runs are skipped, a stopped one resumes from its last
+checkpoint). Bad input ends with one line on stderr (``error: ...``, exit status 2); a
+diverged run stops the study with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import sqljax
+from experiments import bench, plots, stats
+from experiments.train import CONFIG_HELP, default_steps
+from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_name
+from sqljax.loops import host_loop
+from sqljax.loops import multi_seed as ms
+from sqljax.loops.multi_seed import NonFiniteError, RunError
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 1
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "transfer.png"
+PRETRAIN_ENV = "sqljax/AntAnyDirection-v0"
+DEFAULT_TASKS = ("AntHallwayWide", "AntHallwayNarrow", "AntUMaze")
+#: The paper's schedule span: 20 epochs of 10,000 env steps.
+PAPER_ANNEAL_STEPS = 200_000
+MODES = bench.MODES
+ARMS = ("finetune", "scratch")
+_ARM_STYLE = {"finetune": ("C0", "fine-tuned from the pretrained Ant"),
+              "scratch": ("C3", "from scratch")}
+
+
+class _BadInput(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit status 2
+        raise _BadInput(f"{message} (see --help)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("none", "off", "", "0") else float(text)
+
+
+# Fine-tuning fields set by the study's own flags, not by the SQLConfig flags.
+_SCHEDULE_FIELDS = ("anneal_steps", "final_reward_scale", "noise_bank_size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m experiments.transfer",
+                description="Skill transfer: pretrain Soft Q-Learning on AntAnyDirection (alpha = "
+                            "0.1), fine-tune it on new Ant tasks with annealed temperature and "
+                            "fixed noise, and compare with training them from scratch (N seeds, "
+                            "bootstrap CIs). Writes summary.json and transfer.png under --out.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    st = p.add_argument_group("study")
+    st.add_argument("--pretrain-steps", type=int, default=default_steps(PRETRAIN_ENV),
+                    help="env steps per seed of pretraining on AntAnyDirection")
+    st.add_argument("--finetune-steps", type=int, default=1_000_000,
+                    help="env steps per seed on each task, fine-tuned and from scratch alike")
+    st.add_argument("--seeds", type=int, default=8, help="seeds N (a multiple of the device count)")
+    st.add_argument("--first-seed", type=int, default=0, help="seed indices first-seed .. "
+                    "first-seed+N-1")
+    st.add_argument("--seed", type=int, default=0, help="base seed: seed i's key is fold_in(key(base), "
+                    "i), for pretraining, fine-tuning and scratch alike")
+    st.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), metavar="TASK",
+                    help="tasks to transfer to (env names with the Ant's spaces)")
+    st.add_argument("--out", default="runs/transfer", help="study directory")
+    st.add_argument("--pretrained", metavar="CKPT_OR_RUN_DIR", help="skip pretraining: start from "
+                    "this run (multi-seed: seed i from its seed i; single run: every seed from it) "
+                    "or checkpoint; its hyperparameters are the study's")
+    st.add_argument("--preset", choices=sorted(sqljax.PRESETS), default="pretrain",
+                    help="hyperparameter preset of pretraining (and of the scratch runs)")
+    sc = p.add_argument_group("fine-tuning schedules (paper: alpha 0.1 -> 0.001 and K_xi -> 1 over "
+                              "20 epochs of 10k steps)")
+    sc.add_argument("--anneal-fraction", type=float, default=0.2, help="schedule span as a fraction "
+                    f"of --finetune-steps (at most {PAPER_ANNEAL_STEPS})")
+    sc.add_argument("--anneal-steps", type=int, help="schedule span in updates (overrides "
+                    "--anneal-fraction; 0: no schedules)")
+    sc.add_argument("--final-reward-scale", type=_optional_float, default=1000.0, metavar="X",
+                    help="reward scale (1 / alpha) reached at the end of the span (0 / none: "
+                    "keep the pretraining's)")
+    sc.add_argument("--noise-bank-size", type=int, default=16, help="K_xi: fixed noise vectors "
+                    "acting draws from, shrinking linearly to 1 (0: fresh noise, as in pretraining)")
+    sc.add_argument("--scratch-schedules", action="store_true", help="give the scratch runs the "
+                    "same schedules (default: the pretraining's constant alpha and fresh noise)")
+    ev = p.add_argument_group("evaluation, checkpoints, statistics")
+    ev.add_argument("--eval-every", type=int, help="env steps between evaluations (default: "
+                    "steps/20 within [1000, 10000], per phase)")
+    ev.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes per seed and "
+                    "mode")
+    ev.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default: "
+                    "steps/10 within [1000, 50000]; one is always written at the end)")
+    ev.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per run")
+    ev.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
+                    "min(1000, eval-every))")
+    ev.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS,
+                    help="stratified-bootstrap replicates per confidence interval")
+    ev.add_argument("--confidence", type=float, default=0.95, help="confidence level")
+    ev.add_argument("--stat", choices=("iqm", "mean"), default="iqm", help="line of the plots")
+    ev.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cfg = p.add_argument_group("hyperparameters (SQLConfig fields, for every phase; default: the "
+                               "preset's, or the --pretrained run's)")
+    for f in dataclasses.fields(sqljax.SQLConfig):
+        if f.name in _SCHEDULE_FIELDS:
+            continue
+        kw: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None,
+                                  help=CONFIG_HELP.get(f.name, f.name))
+        if f.name == "hidden_sizes":
+            kw.update(type=int, nargs="+", metavar="H")
+        elif isinstance(f.default, int) and not isinstance(f.default, bool):
+            kw.update(type=int, metavar="N")
+        else:
+            kw.update(type=float, metavar="X")
+        cfg.add_argument(_flag(f.name), **kw)
+    return p
+
+
+def _overrides(args) -> dict[str, Any]:
+    return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(sqljax.SQLConfig)
+            if getattr(args, f"cfg_{f.name}", None) is not None}
+
+
+def _config_error(e: Exception) -> str:
+    m = re.match(r"SQLConfig\.(\w+) ", str(e))
+    return f"{_flag(m.group(1))}: {e}" if m else str(e)
+
+
+def anneal_steps_for(finetune_steps: int, fraction: float, explicit: int | None = None) -> int:
+    """Updates over which the fine-tuning schedules run: ``explicit`` if given, else
+    ``fraction`` of the fine-tuning steps (at least 1), at most the paper's 200k."""
+    if explicit is not None:
+        return int(explicit)
+    return int(min(PAPER_ANNEAL_STEPS, max(1, round(fraction * finetune_steps))))
+
+
+# ------------------------------------------------------------------------------ the plan
+
+@dataclasses.dataclass
+class Plan:
+    """Everything the study runs, decided (and checked) before anything is trained."""
+
+    out: Path
+    seed_ids: tuple[int, ...]
+    base_seed: int
+    pretrain: ms.MultiSeedSpec | None  # None with --pretrained
+    pretrained: str  # what fine-tuning starts from
+    tasks: dict[str, dict[str, ms.MultiSeedSpec]]  # short name -> arm -> spec
+    settings: dict[str, Any]
+
+
+def _schedule(args, steps: int) -> dict[str, int]:
+    eval_every = args.eval_every if args.eval_every is not None else max(1000, min(10_000, steps // 20))
+    ckpt = (args.checkpoint_every if args.checkpoint_every is not None
+            else max(1000, min(50_000, steps // 10)))
+    return dict(eval_every=eval_every, checkpoint_every=ckpt,
+                log_every=args.log_every or min(1000, eval_every or 1000),
+                eval_episodes=args.eval_episodes)
+
+
+def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.SQLConfig, int, int]:
+    """The checkpoint ``path`` names, its config and sizes; RunError if it is a
+    multi-seed checkpoint without one of ``seed_ids``."""
+    ckpt = host_loop.find_checkpoint(path)
+    meta = sqljax.read_checkpoint_metadata(ckpt)
+    counters = meta.get("metadata", {})
+    if counters.get("format") == ms.RUN_FORMAT:
+        missing = [s for s in seed_ids if s not in counters.get("seed_ids", [])]
+        if missing:
+            raise RunError(f"--pretrained {ckpt} holds seeds {counters.get('seed_ids')}, not seed(s) "
+                           f"{missing}; choose --seeds / --first-seed among them")
+    try:
+        cfg = sqljax.SQLConfig.from_dict(meta["config"])
+        return ckpt, cfg, int(meta["obs_dim"]), int(meta["action_dim"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"--pretrained {ckpt}: unreadable config or sizes ({e})") from None
+
+
+def make_plan(args) -> Plan:
+    for name in ("pretrain_steps", "finetune_steps", "seeds", "eval_episodes", "keep_checkpoints",
+                 "bootstrap_reps"):
+        if getattr(args, name) < 1:
+            raise RunError(f"{_flag(name)} must be an integer >= 1, got {getattr(args, name)}")
+    for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("anneal_steps", 0),
+                        ("log_every", 1), ("devices", 1)):
+        v = getattr(args, name)
+        if v is not None and v < least:
+            raise RunError(f"{_flag(name)} must be an integer >= {least}, got {v}")
+    if args.first_seed < 0:
+        raise RunError(f"--first-seed must be >= 0, got {args.first_seed}")
+    if args.noise_bank_size < 0:
+        raise RunError(f"--noise-bank-size must be >= 0 (0: off), got {args.noise_bank_size}")
+    if not 0 < args.anneal_fraction <= 1:
+        raise RunError(f"--anneal-fraction must be in (0, 1], got {args.anneal_fraction}")
+    if not 0 < args.confidence < 1:
+        raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
+    if not args.tasks:
+        raise RunError("--tasks needs at least one task")
+    out = Path(args.out)
+    seed_ids = tuple(range(args.first_seed, args.first_seed + args.seeds))
+    overrides = _overrides(args)
+
+    # The learner's hyperparameters: the preset's, or the pretrained run's, then the flags.
+    pretrain_id = resolve_env_id(PRETRAIN_ENV)
+    try:
+        if args.pretrained:
+            src, pre_cfg, obs_dim, action_dim = _pretrained_sizes(args.pretrained, seed_ids)
+            for name in ("hidden_sizes", "n_q"):
+                want = overrides.get(name, getattr(pre_cfg, name))
+                if (tuple(want) if name == "hidden_sizes" else want) != getattr(pre_cfg, name):
+                    raise RunError(f"{_flag(name)}: fine-tuning keeps the pretrained network's "
+                                   f"{name} {getattr(pre_cfg, name)}")
+            base = pre_cfg.replace(**overrides, anneal_steps=0, final_reward_scale=None,
+                                   noise_bank_size=0)
+            source = str(src)
+        else:
+            base = sqljax.SQLConfig.preset(args.preset, task=pretrain_id, **overrides)
+            info = env_info(pretrain_id)
+            obs_dim, action_dim = info.obs_dim, info.action_dim
+            source = f"{pretrain_id} ({args.preset} preset)"
+    except (ValueError, TypeError) as e:
+        if isinstance(e, (RunError, EnvError, sqljax.CheckpointError)):
+            raise
+        raise RunError(_config_error(e)) from None
+
+    task_ids = []
+    for name in args.tasks:
+        env_id = resolve_env_id(name)
+        info = env_info(env_id)
+        if (info.obs_dim, info.action_dim) != (obs_dim, action_dim):
+            raise RunError(f"the pretrained learner ({source}) has observation size {obs_dim} and "
+                           f"action size {action_dim}, but {env_id} has observation size "
+                           f"{info.obs_dim} and action size {info.action_dim}; transfer needs the "
+                           "same spaces")
+        if env_id in ms.JAX_NATIVE_ENVS:
+            raise RunError(f"{env_id} runs the compiled JAX loop, which cannot fine-tune; choose "
+                           "gymnasium tasks")
+        if env_id not in task_ids:
+            task_ids.append(env_id)
+
+    anneal = anneal_steps_for(args.finetune_steps, args.anneal_fraction, args.anneal_steps)
+    final_scale = args.final_reward_scale if anneal > 0 else None
+    bank = args.noise_bank_size if anneal > 0 else 0
+    try:
+        finetune_cfg = base.replace(anneal_steps=anneal, final_reward_scale=final_scale,
+                                    noise_bank_size=bank)
+    except ValueError as e:
+        raise RunError(_config_error(e)) from None
+    scratch_cfg = finetune_cfg if args.scratch_schedules else base
+
+    common = dict(seed_ids=seed_ids, base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
+                  progress=not args.no_progress, devices=args.devices)
+    pretrain = None
+    if args.pretrained:
+        pretrained = str(args.pretrained)
+    else:
+        pretrained = str(out / "pretrain")
+        pretrain = ms.MultiSeedSpec(env_id=pretrain_id, config=base, steps=args.pretrain_steps,
+                                    out=out / "pretrain", preset=args.preset,
+                                    label=f"pretrain {short_name(pretrain_id)}",
+                                    **_schedule(args, args.pretrain_steps), **common)
+    tasks: dict[str, dict[str, ms.MultiSeedSpec]] = {}
+    for env_id in task_ids:
+        name = short_name(env_id)
+        sched = _schedule(args, args.finetune_steps)
+        tasks[name] = {
+            "finetune": ms.MultiSeedSpec(env_id=env_id, config=finetune_cfg, steps=args.finetune_steps,
+                                         out=out / name / "finetune", label=f"{name} fine-tuned",
+                                         init_from=pretrained, **sched, **common),
+            "scratch": ms.MultiSeedSpec(env_id=env_id, config=scratch_cfg, steps=args.finetune_steps,
+                                        out=out / name / "scratch", label=f"{name} from scratch",
+                                        preset=None if args.pretrained else args.preset,
+                                        **sched, **common),
+        }
+    settings = {
+        "pretrain_env": pretrain_id, "pretrain_steps": None if args.pretrained else args.pretrain_steps,
+        "pretrained": pretrained, "finetune_steps": args.finetune_steps, "seed_ids": list(seed_ids),
+        "base_seed": args.seed, "tasks": list(tasks),
+        "anneal_steps": anneal, "final_reward_scale": final_scale, "noise_bank_size": bank,
+        "anneal_note": "schedules count updates, which start after learning_starts env steps "
+                       f"({base.learning_starts}); the paper's span is {PAPER_ANNEAL_STEPS} steps",
+        "scratch_schedules": bool(args.scratch_schedules),
+        "config_pretrain": base.to_dict(), "config_finetune": finetune_cfg.to_dict(),
+        "config_scratch": scratch_cfg.to_dict(),
+    }
+    return Plan(out=out, seed_ids=seed_ids, base_seed=args.seed, pretrain=pretrain,
+                pretrained=pretrained, tasks=tasks, settings=settings)
+
+
+# ------------------------------------------------------------------------------ running
+
+def _ckpt_step(path: Path) -> int:
+    return int(path.name.split("_")[-1])
+
+
+def run_phase(spec: ms.MultiSeedSpec, log=print, reps: int = stats.DEFAULT_REPS,
+              confidence: float = 0.95, stat: str = "iqm") -> str:
+    """Train ``spec`` (or resume it, or skip it when its directory already holds the
+    finished run), then write its summary.json and curves.png. Returns what it did."""
+    out = Path(spec.out)
+    if (out / ms.RUN_FILE).exists():
+        run = ms.read_run(out)
+        stored = sqljax.SQLConfig.from_dict(json.loads((out / ms.CONFIG_FILE).read_text()))
+        if (run["env_id"] != resolve_env_id(spec.env_id) or list(run["seed_ids"]) != list(spec.seed_ids)
+                or int(run["base_seed"]) != spec.base_seed or stored != spec.config):
+            raise RunError(f"{out} holds another run (env, seeds or hyperparameters differ from this "
+                           "study's); choose another --out, or remove it")
+        ckpt = ms.latest_checkpoint(out)
+        if ckpt is None:
+            raise RunError(f"{out} holds an unfinished run without a checkpoint; remove it to start "
+                           "that run again")
+        if _ckpt_step(ckpt) >= spec.steps:
+            done = "finished before"
+        else:
+            ms.train(spec, resume=True, log=log)
+            done = "resumed"
+    else:
+        ms.train(spec, log=log)
+        done = "trained"
+    bench.write_summary(out, reps, confidence, stat)
+    return done
+
+
+def _per_seed_curve(summary: dict, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    curve = summary["curves"][mode]
+    steps = np.asarray(curve.get("per_seed_step", []), np.int64)
+    ids = [str(s) for s in summary["seed_ids"]]
+    returns = np.asarray([curve["per_seed"][s] for s in ids], np.float64).reshape(len(ids), -1)
+    return steps, returns
+
+
+def difference_ci(a, b, reps: int, confidence: float, seed: int = 0) -> dict[str, float]:
+    """Mean of ``a`` minus mean of ``b`` (two independent groups of seeds) with the
+    percentile interval of independent bootstrap resamples of each group, and the share
+    of resamples in which the difference is positive."""
+    da = stats.bootstrap_distribution(a, stats.aggregate_mean, reps, seed)
+    db = stats.bootstrap_distribution(b, stats.aggregate_mean, reps, seed + 1)
+    d = da - db
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(d, [100 * alpha, 100 * (1 - alpha)])
+    return {"value": float(np.mean(a) - np.mean(b)), "ci_low": float(lo), "ci_high": float(hi),
+            "share_positive": float(np.mean(d > 0))}
+
+
+def _verdict(diff: dict[str, float]) -> str:
+    if diff["ci_low"] > 0:
+        return "fine-tuned higher (CI of the difference above 0)"
+    if diff["ci_high"] < 0:
+        return "scratch higher (CI of the difference below 0)"
+    return "no clear difference (CI of the difference contains 0)"
+
+
+def _scores(summary: dict, mode: str) -> dict[str, Any] | None:
+    """Per-seed final return and average over evaluations of one arm, with CIs."""
+    steps, returns = _per_seed_curve(summary, mode)
+    if not len(steps) or not np.all(np.isfinite(returns)):
+        return None
+    return {"final_step": int(steps[-1]), "eval_steps": [int(s) for s in steps],
+            "final_per_seed": [float(x) for x in returns[:, -1]],
+            "average_per_seed": [float(x) for x in returns.mean(axis=1)]}
+
+
+def task_summary(task_dir: Path, reps: int, confidence: float) -> dict[str, Any]:
+    """Fine-tuned vs scratch on one task, from the arms' summary.json files."""
+    out: dict[str, Any] = {}
+    sums = {}
+    for arm in ARMS:
+        path = task_dir / arm / SUMMARY_FILE
+        if path.is_file():
+            sums[arm] = json.loads(path.read_text())
+    if not sums:
+        return out
+    out["env_id"] = next(iter(sums.values()))["env_id"]
+    for arm, s in sums.items():
+        entry: dict[str, Any] = {"run_dir": str(task_dir / arm), "label": s["label"],
+                                 "steps": s["steps"], "n_seeds": s["n_seeds"]}
+        for mode in MODES:
+            sc = _scores(s, mode)
+            if sc is None:
+                continue
+            sc["final"] = stats.interval_estimates(sc["final_per_seed"], ("mean", "iqm"), reps, confidence)
+            sc["average"] = stats.interval_estimates(sc["average_per_seed"], ("mean", "iqm"), reps,
+                                                     confidence)
+            entry[mode] = sc
+        out[arm] = entry
+    if all(arm in out for arm in ARMS):
+        comparison = {}
+        for mode in MODES:
+            ft, sc = out["finetune"].get(mode), out["scratch"].get(mode)
+            if not ft or not sc:
+                continue
+            comparison[mode] = {}
+            for what in ("final", "average"):
+                d = difference_ci(ft[f"{what}_per_seed"], sc[f"{what}_per_seed"], reps, confidence)
+                d["verdict"] = _verdict(d)
+                comparison[mode][what] = d
+        out["finetune_minus_scratch"] = comparison
+    return out
+
+
+def write_study(plan: Plan, reps: int, confidence: float, stat: str) -> dict[str, Any]:
+    """summary.json and transfer.png of the study, from what its runs have written."""
+    summary: dict[str, Any] = {
+        "study": "skill transfer (Haarnoja et al. 2017, section 5.3): pretrained on "
+                 f"{plan.settings['pretrain_env']}, fine-tuned on each task, against training the "
+                 "task from scratch for the same env steps",
+        "settings": plan.settings,
+        "statistics": {
+            "final": "each seed's mean evaluation return at the last evaluation",
+            "average": "each seed's mean evaluation return averaged over all its evaluations "
+                       "(normalised area under the learning curve: how fast it learns)",
+            "mean_iqm": f"mean / interquartile mean over seeds, {confidence:.0%} stratified-"
+                        f"bootstrap percentile CI, {reps} replicates (experiments/stats.py)",
+            "finetune_minus_scratch": f"difference of the means over seeds, {confidence:.0%} "
+                                      "percentile CI of independent bootstrap resamples of the two "
+                                      "groups; share_positive: share of resamples above 0",
+            "evaluation": "stochastic: fresh xi each step (the authors' protocol; the fine-tuned "
+                          "learner acts with its own annealed temperature); deterministic: xi = 0",
+        },
+        "tasks": {},
+    }
+    pre = Path(plan.pretrained)
+    if plan.pretrain is not None and (pre / SUMMARY_FILE).is_file():
+        s = json.loads((pre / SUMMARY_FILE).read_text())
+        summary["pretrain"] = {"run_dir": str(pre), "env_id": s["env_id"], "steps": s["steps"],
+                               "final": s.get("final", {})}
+    for name in plan.tasks:
+        t = task_summary(plan.out / name, reps, confidence)
+        if t:
+            summary["tasks"][name] = t
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / SUMMARY_FILE).write_text(json.dumps(bench._json_safe(summary), indent=2) + "\n")
+    plot_study(plan, plan.out / PLOT_FILE, stat)
+    return summary
+
+
+def plot_study(plan: Plan, path: Path, stat: str = "iqm") -> Path:
+    """transfer.png: one column per task, a row per evaluation mode; in each panel the
+    fine-tuned and scratch curves (``stat`` over seeds) with their CI bands."""
+    plt = plots._pyplot()
+    names = list(plan.tasks)
+    fig, axes = plt.subplots(len(MODES), len(names), figsize=(4.6 * len(names), 3.4 * len(MODES)),
+                             squeeze=False, sharex="col")
+    ci_words = None
+    for j, name in enumerate(names):
+        for arm in ARMS:
+            f = plan.out / name / arm / SUMMARY_FILE
+            if not f.is_file():
+                continue
+            s = json.loads(f.read_text())
+            ci_words = ci_words or plots._ci_words(s)
+            color, words = _ARM_STYLE[arm]
+            for i, mode in enumerate(MODES):
+                curve = s["curves"].get(mode)
+                if curve:
+                    plots._band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
+        for i, mode in enumerate(MODES):
+            ax = axes[i, j]
+            ax.set_title(f"{name}: {mode} evaluation", fontsize=9)
+            ax.set_xlabel("fine-tuning env steps (per seed)" if i == len(MODES) - 1 else "")
+            ax.set_ylabel("return (unscaled)" if j == 0 else "")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(loc="best", fontsize=7)
+    st = plan.settings
+    pre = (f"pretrained {st['pretrain_steps']} steps on {short_name(st['pretrain_env'])}"
+           if st["pretrain_steps"] else f"pretrained: {st['pretrained']}")
+    sched = f"fine-tuning {_schedule_words(st)}"
+    fig.suptitle(plots._title(f"Skill transfer: {pre}; {sched}; {len(plan.seed_ids)} seeds. "
+                              f"{plots._STAT_NAME[stat]} across seeds, band: "
+                              f"{ci_words or '95% stratified-bootstrap CI'}", 62 * len(names)), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _schedule_words(st: dict[str, Any]) -> str:
+    """The fine-tuning schedules of a study's settings, in words."""
+    if not st["anneal_steps"]:
+        return "without schedules"
+    scale = st["config_pretrain"]["reward_scale"]
+    parts = [f"reward scale {scale:g} -> {st['final_reward_scale']:g}" if st["final_reward_scale"]
+             else f"reward scale kept at {scale:g}",
+             f"K_xi {st['noise_bank_size']} -> 1" if st["noise_bank_size"] else "fresh xi"]
+    return f"over {st['anneal_steps']} updates: {', '.join(parts)}"
+
+
+def _report(summary: dict[str, Any]) -> str:
+    lines = []
+    for name, t in summary["tasks"].items():
+        lines.append(f"{name}:")
+        for mode in MODES:
+            for arm in ARMS:
+                e = t.get(arm, {}).get(mode)
+                if e:
+                    lines.append(f"  {mode:13s} {arm:8s} final (step {e['final_step']}) mean "
+                                 f"{stats.describe(e['final']['mean'])}, average over evaluations "
+                                 f"{stats.describe(e['average']['mean'])}")
+            d = t.get("finetune_minus_scratch", {}).get(mode)
+            if d:
+                lines.append(f"  {mode:13s} fine-tuned - scratch: final {stats.describe(d['final'])} "
+                             f"({d['final']['verdict']}); average {stats.describe(d['average'])} "
+                             f"({d['average']['verdict']})")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ main
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        plan = make_plan(args)
+        phases = ([("pretraining", plan.pretrain)] if plan.pretrain else []) + [
+            (f"{name}: {arm}", spec) for name, arms in plan.tasks.items() for arm, spec in arms.items()]
+        st = plan.settings
+        print(f"transfer study {plan.out}: seeds {plan.seed_ids[0]}..{plan.seed_ids[-1]}, "
+              f"{'pretrain ' + str(st['pretrain_steps']) + ' steps, ' if st['pretrain_steps'] else ''}"
+              f"fine-tune/scratch {st['finetune_steps']} steps on {', '.join(plan.tasks)}; "
+              f"fine-tuning {_schedule_words(st)}")
+        for k, (what, spec) in enumerate(phases, 1):
+            print(f"[{k}/{len(phases)}] {what}: {spec.env_id}, {spec.steps} steps -> {spec.out}")
+            done = run_phase(spec, reps=args.bootstrap_reps, confidence=args.confidence, stat=args.stat)
+            if done == "finished before":
+                print(f"  {spec.out} was finished before; kept")
+            if spec is not plan.pretrain and spec.init_from is None:  # a task's last arm
+                summary = write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
+        summary = write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
+        print(_report(summary))
+        print(f"wrote {plan.out / SUMMARY_FILE} and {plan.out / PLOT_FILE}")
+    except _BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (RunError, EnvError, sqljax.CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue the study", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

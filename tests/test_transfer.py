@@ -1,0 +1,257 @@
+"""Skill transfer (experiments/transfer.py, fine-tuning in sqljax/loops/multi_seed.py):
+pretrained learners load into tasks of the same sizes and are refused clearly by others,
+fine-tuning starts from the pretrained parameters with fresh optimisers, the schedules
+reach their exact values inside a real run, and a short study writes its summary and
+figure.
+
+One tiny study (hidden 32, batch 32, 4 particles, 120 steps, 2 seeds, one task) serves
+most tests. Pretraining and the scratch runs share one compiled program (same config,
+same replay size); fine-tuning compiles a second one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sqljax
+from experiments import bench, transfer
+from sqljax.loops import multi_seed as ms
+
+STEPS = 120
+LEARNING_STARTS = 40
+ANNEAL = 40  # updates
+BANK = 4
+TASK = "AntHallwayWide-v0"
+TINY = ["--hidden-sizes", "32", "--batch-size", "32", "--value-n-particles", "4",
+        "--kernel-n-particles", "4", "--learning-starts", str(LEARNING_STARTS),
+        "--max-episode-steps", "30", "--replay-size", "1000"]
+RUN = ["--eval-every", "60", "--eval-episodes", "1", "--log-every", "1", "--checkpoint-every", "30",
+       "--keep-checkpoints", "10", "--bootstrap-reps", "1000", "--no-progress"]
+STUDY = (["--pretrain-steps", str(STEPS), "--finetune-steps", str(STEPS), "--seeds", "2",
+          "--tasks", "AntHallwayWide", "--anneal-steps", str(ANNEAL), "--noise-bank-size", str(BANK)]
+         + TINY + RUN)
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    lines = [ln for ln in err if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("transfer") / "study"
+    assert transfer.main(STUDY + ["--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Untrained single learners saved as checkpoints: Ant-sized (105, 8), Pendulum-sized
+    (3, 1) and MultiGoal-sized (2, 2)."""
+    root = tmp_path_factory.mktemp("ckpts")
+    cfg = sqljax.SQLConfig(hidden_sizes=(32,), batch_size=32, value_n_particles=4,
+                           kernel_n_particles=4, reward_scale=10.0)
+    paths = {}
+    for name, (o, a) in {"ant": (105, 8), "pendulum": (3, 1), "multigoal": (2, 2)}.items():
+        paths[name] = sqljax.save_checkpoint(root / name, sqljax.init(jax.random.PRNGKey(1), cfg, o, a))
+    return paths
+
+
+def ckpt_at(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step_{step:09d}"
+
+
+# --------------------------------------------------------------------- loading pretrained learners
+
+def test_pretrained_loads_into_a_task_of_the_same_sizes(study, checkpoints):
+    # A multi-seed pretraining run pairs the seeds: seed i from pretrained seed i.
+    pre = ms.load_seed_states(study / "pretrain")
+    got = ms.load_init_states(study / "pretrain", (1, 0), "sqljax/AntUMaze-v0", 105, 8)
+    assert leaves_equal(ms.unstack(got, 0), ms.unstack(pre, 1))
+    assert leaves_equal(ms.unstack(got, 1), ms.unstack(pre, 0))
+    with pytest.raises(ms.RunError, match=r"holds seeds \[0, 1\], not seed\(s\) \[5\]"):
+        ms.load_init_states(study / "pretrain", (0, 5), "sqljax/AntUMaze-v0", 105, 8)
+    # A single learner starts every seed.
+    one = sqljax.load_checkpoint(checkpoints["ant"])
+    got = ms.load_init_states(checkpoints["ant"], (0, 1, 2), "sqljax/AntUMaze-v0", 105, 8)
+    assert got.step.shape == (3,)
+    for i in range(3):
+        assert leaves_equal(ms.unstack(got, i).sampler_params, one.sampler_params)
+
+
+@pytest.mark.parametrize("name, sizes", [("pendulum", "observation size 3 and action size 1"),
+                                         ("multigoal", "observation size 2 and action size 2")])
+def test_mismatched_pretrained_fails_in_one_line(checkpoints, name, sizes, tmp_path, capsys):
+    with pytest.raises(ms.RunError, match=sizes):
+        ms.load_init_states(checkpoints[name], (0, 1), "sqljax/AntHallwayWide-v0", 105, 8)
+    out = tmp_path / "never"
+    assert transfer.main(["--pretrained", str(checkpoints[name]), "--out", str(out),
+                          "--tasks", "AntUMaze", "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert sizes in line and "observation size 105 and action size 8" in line, line
+    assert "sqljax/AntUMaze-v0" in line and not out.exists()
+    # The same through the benchmark's --init-from.
+    assert bench.main(["--env", "AntHallwayNarrow", "--seeds", "1", "--steps", "10", "--init-from",
+                       str(checkpoints[name]), "--out", str(out), "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert sizes in line and "AntHallwayNarrow" in line and not out.exists()
+
+
+def test_pretrained_run_must_hold_the_seeds(study, tmp_path, capsys):
+    assert transfer.main(["--pretrained", str(study / "pretrain"), "--seeds", "3", "--out",
+                          str(tmp_path / "never"), "--no-progress"]) == 2
+    assert "holds seeds [0, 1], not seed(s) [2]" in one_error_line(capsys)
+    assert not (tmp_path / "never").exists()
+
+
+def test_other_bad_input_is_one_line(checkpoints, tmp_path, capsys):
+    cases = [
+        (["--pretrained", str(checkpoints["ant"]), "--hidden-sizes", "64"], ["--hidden-sizes", "(32,)"]),
+        (["--pretrained", str(tmp_path)], ["neither an sqljax checkpoint nor a run directory"]),
+        (["--tasks", "Pendulum"], ["observation size 3", "Pendulum-v1"]),
+        (["--tasks", "AntHalway"], ["unknown environment", "AntHallway"]),
+        (["--seeds", "0"], ["--seeds", ">= 1"]),
+        (["--anneal-fraction", "1.5"], ["--anneal-fraction", "(0, 1]"]),
+        (["--batch-size", "0"], ["--batch-size", ">= 1"]),
+        (["--final-reward-scale", "-3"], ["--final-reward-scale"]),
+    ]
+    for argv, words in cases:
+        assert transfer.main(argv + ["--out", str(tmp_path / "never"), "--no-progress"]) == 2, argv
+        line = one_error_line(capsys)
+        for w in words:
+            assert w in line, (argv, line)
+    assert not (tmp_path / "never").exists()
+
+
+# --------------------------------------------------------------------- fine-tuning starts right
+
+def test_finetuned_learners_start_from_the_pretrained_parameters(study):
+    pre = ms.load_seed_states(study / "pretrain")  # the end of pretraining
+    start = ms.load_seed_states(ckpt_at(study / TASK / "finetune", 30))  # before the first update
+    assert start.step.tolist() == [0, 0]
+    for i in (0, 1):
+        p, f = ms.unstack(pre, i), ms.unstack(start, i)
+        assert leaves_equal(f.q_params, p.q_params)
+        assert leaves_equal(f.target_q_params, p.q_params)
+        assert leaves_equal(f.sampler_params, p.sampler_params)
+        # fresh optimisers: zero step count and zero moments
+        for opt in (f.q_opt_state, f.sampler_opt_state):
+            assert int(opt[0].count) == 0
+            assert all(not np.any(np.asarray(x)) for x in jax.tree.leaves((opt[0].mu, opt[0].nu)))
+        assert f.noise_bank.shape == (BANK, 8)
+    assert not leaves_equal(ms.unstack(start, 0).sampler_params, ms.unstack(start, 1).sampler_params)
+    # the pretrained learners had trained (so the copy is not of a fresh init)
+    assert pre.step.tolist() == [STEPS - LEARNING_STARTS + 1] * 2
+    scratch = ms.load_seed_states(ckpt_at(study / TASK / "scratch", 30))
+    assert not leaves_equal(scratch.sampler_params, pre.sampler_params)
+
+
+# --------------------------------------------------------------------- schedules inside the run
+
+def test_reward_scale_schedule_reaches_exact_values(study):
+    cfg = sqljax.SQLConfig.from_dict(json.loads((study / TASK / "finetune" / "config.json").read_text()))
+    assert (cfg.reward_scale, cfg.final_reward_scale, cfg.anneal_steps, cfg.noise_bank_size) == (
+        10.0, 1000.0, ANNEAL, BANK)
+    for seed in (0, 1):
+        rows = {int(r["step"]): r for r in ms.read_metrics(study / TASK / "finetune", seed)}
+        assert rows[LEARNING_STARTS - 1]["reward_scale"] == ""  # no update yet
+        for t in range(LEARNING_STARTS, STEPS + 1):
+            # the row of env step t holds update t - L + 1, made at state.step = t - L
+            assert int(rows[t]["updates"]) == t - LEARNING_STARTS + 1
+            want = float(sqljax.reward_scale_at(cfg, jnp.asarray(t - LEARNING_STARTS)))
+            assert float(rows[t]["reward_scale"]) == pytest.approx(want, rel=1e-6)
+        start = LEARNING_STARTS
+        assert float(rows[start]["reward_scale"]) == pytest.approx(10.0, rel=1e-6)
+        assert float(rows[start + ANNEAL // 2]["reward_scale"]) == pytest.approx(100.0, rel=1e-5)
+        assert float(rows[start + ANNEAL]["reward_scale"]) == pytest.approx(1000.0, rel=1e-6)
+        assert float(rows[STEPS]["reward_scale"]) == pytest.approx(1000.0, rel=1e-6)
+        scratch = ms.read_metrics(study / TASK / "scratch", seed)
+        assert {float(r["reward_scale"]) for r in scratch if r["reward_scale"]} == {10.0}
+
+
+_sample_many = jax.jit(jax.vmap(sqljax.sample_actions, in_axes=(None, None, 0)))
+
+
+def _distinct_actions(state: sqljax.SQLState, obs: jax.Array, n: int = 64) -> np.ndarray:
+    acts = _sample_many(state, obs, jax.random.split(jax.random.PRNGKey(3), n))
+    return np.unique(np.round(np.asarray(acts), 6), axis=0)
+
+
+def test_noise_bank_shrinks_inside_the_run(study):
+    obs = jnp.linspace(-1.0, 1.0, 105)
+    run = study / TASK / "finetune"
+    # env step 60: 21 updates done, K_xi = round(4 + 21/40 * (1 - 4)) = 2
+    mid = jax.tree.map(jnp.asarray, ms.unstack(ms.load_seed_states(ckpt_at(run, 60)), 0))
+    assert int(mid.step) == 21 and int(sqljax.noise_bank_size_at(mid.config, mid.step)) == 2
+    bank_actions = [np.asarray(sqljax.sampler_apply(mid.sampler_params, mid.config.hidden_sizes, obs,
+                                                    mid.noise_bank[j])) for j in range(BANK)]
+    got = _distinct_actions(mid, obs)
+    assert len(got) == 2
+    for a in got:
+        assert any(np.allclose(a, bank_actions[j], atol=1e-5) for j in (0, 1))
+    # the end of the run: K_xi = 1, every draw is the first bank vector's action
+    end = jax.tree.map(jnp.asarray, ms.unstack(ms.load_seed_states(run), 1))
+    assert int(end.step) == STEPS - LEARNING_STARTS + 1
+    assert int(sqljax.noise_bank_size_at(end.config, end.step)) == 1
+    got = _distinct_actions(end, obs)
+    want = sqljax.sampler_apply(end.sampler_params, end.config.hidden_sizes, obs, end.noise_bank[0])
+    assert len(got) == 1 and np.allclose(got[0], np.asarray(want), atol=1e-5)
+
+
+# --------------------------------------------------------------------- the study's outputs
+
+def test_study_writes_summary_and_figure(study, capsys):
+    s = json.loads((study / "summary.json").read_text())
+    assert set(s) >= {"study", "settings", "statistics", "tasks", "pretrain"}
+    st = s["settings"]
+    assert (st["anneal_steps"], st["final_reward_scale"], st["noise_bank_size"]) == (ANNEAL, 1000.0, BANK)
+    assert st["seed_ids"] == [0, 1] and st["tasks"] == [TASK] and st["pretrain_steps"] == STEPS
+    assert s["pretrain"]["env_id"] == "sqljax/AntAnyDirection-v0"
+    t = s["tasks"][TASK]
+    assert t["env_id"] == "sqljax/AntHallwayWide-v0"
+    for arm in ("finetune", "scratch"):
+        for mode in ("stochastic", "deterministic"):
+            e = t[arm][mode]
+            assert e["eval_steps"] == [60, 120] and e["final_step"] == STEPS
+            assert len(e["final_per_seed"]) == len(e["average_per_seed"]) == 2
+            for what in ("final", "average"):
+                for stat in ("mean", "iqm"):
+                    v = e[what][stat]
+                    assert v["ci_low"] <= v["value"] <= v["ci_high"]
+            rows = [ms.read_metrics(study / TASK / arm, sid)[-1] for sid in (0, 1)]
+            col = "eval_return" if mode == "stochastic" else "eval_return_det"
+            assert e["final_per_seed"] == pytest.approx([float(r[col]) for r in rows])
+    for mode in ("stochastic", "deterministic"):
+        for what in ("final", "average"):
+            d = t["finetune_minus_scratch"][mode][what]
+            assert set(d) == {"value", "ci_low", "ci_high", "share_positive", "verdict"}
+            ft, sc = t["finetune"][mode][f"{what}_per_seed"], t["scratch"][mode][f"{what}_per_seed"]
+            assert d["value"] == pytest.approx(np.mean(ft) - np.mean(sc))
+            assert d["ci_low"] <= d["value"] <= d["ci_high"]
+    assert (study / "transfer.png").stat().st_size > 10_000
+    for arm in ("finetune", "scratch"):
+        assert (study / TASK / arm / "curves.png").is_file()
+    # The same command again finds every run finished and only rewrites the summary.
+    capsys.readouterr()
+    assert transfer.main(STUDY + ["--out", str(study)]) == 0
+    assert capsys.readouterr().out.count("was finished before") == 3
+    assert json.loads((study / "summary.json").read_text())["tasks"] == s["tasks"]
+
+
+def test_anneal_span_scales_with_the_run():
+    assert transfer.anneal_steps_for(10_000, 0.2) == 2_000
+    assert transfer.anneal_steps_for(1_000_000, 0.2) == transfer.PAPER_ANNEAL_STEPS
+    assert transfer.anneal_steps_for(10_000, 0.2, explicit=0) == 0
