@@ -14,6 +14,9 @@ CKPT  ?=
 EPISODES ?= 5
 TASK  ?= AntHallway
 FROM  ?= runs/pretrain/AntAnyDirection/seed0
+# The paper's fine-tuning schedules: alpha annealed to 0.001 and K_xi from 16 to 1 over
+# the first 20 epochs (200k updates); FINETUNE_ARGS= turns them off.
+FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-size 16
 
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
@@ -56,7 +59,7 @@ pretrain: install
 	$(PY) -m experiments.train --env AntAnyDirection --preset pretrain --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) --out $(if $(OUT),$(OUT),runs/pretrain/AntAnyDirection/seed$(SEED)) $(ARGS)
 
 finetune: install
-	$(PY) -m experiments.train --env $(TASK) --init-from $(FROM) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(PY) -m experiments.train --env $(TASK) --init-from $(FROM) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(FINETUNE_ARGS) $(ARGS)
 
 transfer: install
 	$(PY) -m experiments.transfer $(ARGS)

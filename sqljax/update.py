@@ -183,7 +183,7 @@ def _check_batch(batch: Batch, obs_dim: int, action_dim: int) -> None:
 # Names of the scalar metrics `update` returns, in a fixed order (for logs and tables).
 UPDATE_METRICS: tuple[str, ...] = ("q_loss", "q_mean", "value_mean", "target_mean",
                                    "kernel_bandwidth", "svgd_norm", "sampler_grad_norm",
-                                   "reward_scale")
+                                   "reward_scale", "noise_bank_size")
 
 
 def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array]]:
@@ -193,7 +193,7 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
     batch: `Batch` with leading axis B. Returns the new state and scalar metrics:
     q_loss, q_mean, value_mean (soft value of next states), target_mean (TD target),
     kernel_bandwidth, svgd_norm (mean ‖φ‖ over batch and particles), sampler_grad_norm,
-    reward_scale.
+    reward_scale, noise_bank_size (the active K_xi of the fine-tuning noise bank, 0 if off).
     """
     cfg = state.config
     obs_dim, action_dim = state.obs_dim, state.action_dim
@@ -250,6 +250,7 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
         "svgd_norm": jnp.mean(jnp.linalg.norm(svgd.phi, axis=-1)),
         "sampler_grad_norm": optax.tree.norm(svgd.grads),
         "reward_scale": scale,
+        "noise_bank_size": noise_bank_size_at(cfg, state.step).astype(jnp.float32),
     }
     assert tuple(metrics) == UPDATE_METRICS
     return new_state, metrics

@@ -61,8 +61,6 @@ import functools
 import json
 import math
 import os
-import re
-import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -90,9 +88,8 @@ SEED_AXIS = "seed"
 RUN_FILE = "bench.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = host_loop.CHECKPOINT_DIR
 RUN_FORMAT = "sqljax-multi-seed-run"
-_CKPT_RE = re.compile(r"^step_(\d+)$")
 _EVAL_TAG = 0xE7A1
 _RESET_TAG = 0x5EED
 
@@ -346,35 +343,13 @@ def _mean_or_none(xs: list[float]) -> float | None:
 
 # ------------------------------------------------------------------------------ checkpoints
 
-def checkpoint_dirs(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(step, path) of the complete checkpoints of a run, oldest first."""
-    root = Path(run_dir) / CHECKPOINT_DIR
-    found = []
-    if root.is_dir():
-        for p in root.iterdir():
-            m = _CKPT_RE.match(p.name)
-            if not m or not p.is_dir():
-                continue
-            try:
-                sqljax.read_checkpoint_metadata(p)
-            except sqljax.CheckpointError:
-                continue
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    found = checkpoint_dirs(run_dir)
-    return found[-1][1] if found else None
+# The run directory's checkpoints/step_N layout is the single-run driver's.
+checkpoint_dirs = host_loop.checkpoint_dirs
+latest_checkpoint = host_loop.latest_checkpoint
 
 
 def _prune(run_dir: Path, keep: int) -> None:
-    for _, p in checkpoint_dirs(run_dir)[:-max(keep, 1)]:
-        shutil.rmtree(p, ignore_errors=True)
-    root = run_dir / CHECKPOINT_DIR
-    if root.is_dir():
-        for p in root.glob(".step_*"):  # leftovers of a write killed midway
-            shutil.rmtree(p, ignore_errors=True)
+    host_loop._prune(Path(run_dir), max(keep, 1))
 
 
 def _filled(carry) -> int:
