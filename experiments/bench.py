@@ -34,8 +34,9 @@ import numpy as np
 
 import sqljax
 from experiments import stats
-from experiments.train import CONFIG_HELP, TASK_PRESETS, default_steps, make_config
-from sqljax.envs.gym_adapter import EnvError, resolve_env_id, short_name
+from experiments.train import (BAD_INPUT_ERRORS, CONFIG_HELP, TASK_PRESETS, default_steps,
+                               make_config, report_error)
+from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import host_loop
 from sqljax.loops import multi_seed as ms
 from sqljax.loops.multi_seed import NonFiniteError, RunError
@@ -352,18 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = write_summary(spec.out, args.bootstrap_reps, args.confidence, args.stat)
             print(_report(summary))
             print(f"outputs in {spec.out}")
-    except _BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (RunError, EnvError, sqljax.CheckpointError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DIVERGED
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume from the last checkpoint", file=sys.stderr)
-        return 130
+    except (_BadInput, *BAD_INPUT_ERRORS, NonFiniteError, KeyboardInterrupt) as e:
+        return report_error(e, "interrupted; continue with --resume from the last checkpoint")
     return 0
 
 

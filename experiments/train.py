@@ -29,6 +29,20 @@ from sqljax.loops.host_loop import NonFiniteError, RunError, RunSpec
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
 
+
+# Errors that mean the user's input was wrong (exit status 2, one line on stderr).
+BAD_INPUT_ERRORS = (RunError, EnvError, sqljax.CheckpointError, FileNotFoundError)
+
+
+def report_error(e: BaseException, interrupted_hint: str) -> int:
+    """Print one `error:` line (or the hint, on Ctrl-C) and return the exit status:
+    1 for a diverged run, 130 for an interrupt, 2 for bad input."""
+    if isinstance(e, KeyboardInterrupt):
+        print(interrupted_hint, file=sys.stderr)
+        return 130
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_DIVERGED if isinstance(e, NonFiniteError) else EXIT_BAD_INPUT
+
 #: Default run length (env steps) per task, by the id's base name; others get 1M
 #: (MuJoCo-sized tasks) or 100k.
 TASK_STEPS: dict[str, int] = {
@@ -281,18 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"reward_scale {spec.config.reward_scale}, preset "
                   f"{spec.preset or ('(from --init-from)' if spec.init_from else TASK_PRESETS.get(_base(spec.env_id), 'code'))}")
         summary = host_loop.train(spec, resume=resume)
-    except _BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (RunError, EnvError, sqljax.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DIVERGED
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume from the last checkpoint", file=sys.stderr)
-        return 130
+    except (_BadInput, *BAD_INPUT_ERRORS, NonFiniteError, KeyboardInterrupt) as e:
+        return report_error(e, "interrupted; continue with --resume from the last checkpoint")
     ev = summary["last_eval"]
     msg = (f"done: {summary['env_steps']} env steps, {summary['updates']} updates, "
            f"{summary['episodes']} episodes")

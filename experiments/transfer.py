@@ -50,7 +50,7 @@ import numpy as np
 
 import sqljax
 from experiments import bench, plots, stats
-from experiments.train import CONFIG_HELP, default_steps
+from experiments.train import BAD_INPUT_ERRORS, CONFIG_HELP, default_steps, report_error
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_name
 from sqljax.loops import host_loop
 from sqljax.loops import multi_seed as ms
@@ -575,18 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
         print(_report(summary))
         print(f"wrote {plan.out / SUMMARY_FILE} and {plan.out / PLOT_FILE}")
-    except _BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (RunError, EnvError, sqljax.CheckpointError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DIVERGED
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to continue the study", file=sys.stderr)
-        return 130
+    except (_BadInput, *BAD_INPUT_ERRORS, NonFiniteError, KeyboardInterrupt) as e:
+        return report_error(e, "interrupted; run the same command again to continue the study")
     return 0
 
 
