@@ -223,11 +223,11 @@ def test_kill_and_resume(tmp_path, cache_dir):
             "--out", str(out), "--eval-every", "3000", "--checkpoint-every", "1000",
             "--log-every", "500", *TINY]
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
     try:
+        # wait for the second checkpoint, however long the machine takes (the run ends
+        # by itself after 6000 steps, so this loop ends too)
         while not (out / "checkpoints" / "step_000002000").exists():
             assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.time() < deadline, "no checkpoint within the deadline"
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -52,7 +52,7 @@ from sqljax.envs.gym_adapter import EnvError, GymEnv, make_env, resolve_env_id
 __all__ = [
     "Carry", "NonFiniteError", "RunError", "RunSpec", "StepFns", "checkpoint_dirs",
     "evaluate", "find_checkpoint", "latest_checkpoint", "load_run_checkpoint",
-    "make_act_eval", "make_step_fns", "plot_learning_curve", "train", "update_metric_names",
+    "make_act_eval", "make_step_fns", "plot_learning_curve", "train",
 ]
 
 RUN_FILE = "run.json"
@@ -110,11 +110,6 @@ class StepFns(NamedTuple):
     metric_names: tuple
 
 
-def update_metric_names(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int) -> tuple[str, ...]:
-    """Names of the metrics ``sqljax.update`` returns (the same for every config)."""
-    return sqljax.UPDATE_METRICS
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _empty_buffer(capacity: int, obs_dim: int, action_dim: int):
     example = sqljax.Batch(obs=jnp.zeros((obs_dim,)), action=jnp.zeros((action_dim,)),
@@ -164,8 +159,8 @@ def make_step_fns(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int,
 
     ``packed`` is float32 (2 O + 2,): ``[next_obs (O), reward, terminated, act_obs (O)]``.
     """
-    o, a = int(obs_dim), int(action_dim)
-    names = update_metric_names(cfg, o, a)
+    o = int(obs_dim)
+    names = sqljax.UPDATE_METRICS
 
     def unpack(packed):
         return packed[:o], packed[o], packed[o + 1], packed[o + 2:]

@@ -435,7 +435,7 @@ def _abstract_carry(kind: str, cfg: sqljax.SQLConfig, env_id: str, obs_dim: int,
     """Shapes of a stacked carry of either driver, replay capacity ``capacity``."""
     keys = jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32)
     if kind == "gym":
-        names = host_loop.update_metric_names(cfg, obs_dim, action_dim)
+        names = sqljax.UPDATE_METRICS
         return jax.eval_shape(jax.vmap(_gym_init_fn(cfg, obs_dim, action_dim, capacity, names)), keys)
     import importlib
 
@@ -944,7 +944,7 @@ def _jax_program(cfg: sqljax.SQLConfig, env_id: str, steps: int, chunk: int, eva
 
     return SimpleNamespace(
         has_goals=has_goals,
-        metric_names=host_loop.update_metric_names(cfg, env.OBS_DIM, env.ACTION_DIM),
+        metric_names=sqljax.UPDATE_METRICS,
         init_one=fns.init_carry,
         init_all=jax.jit(jax.vmap(fns.init_carry), in_shardings=sh, out_shardings=sh),
         run_chunk=jax.jit(jax.vmap(fns.run_chunk), in_shardings=sh, out_shardings=sh,
