@@ -1,12 +1,15 @@
 """Speed of one `sqljax.update` at MuJoCo sizes, against this machine's matmul rate.
 
-    python -m experiments.bench_update [--sizes HalfCheetah Ant] [--n 100] [--out runs/bench]
+    python -m experiments.bench_update [--sizes HalfCheetah Ant] [--n 100]
+                                       [--preset code [modern ...]] [--out runs/bench]
 
-For each size: median milliseconds per update (each update timed alone, after warm-up),
-the FLOPs XLA counts for one update (`compiled.cost_analysis()`), the achieved GFLOP/s,
-a matmul GFLOP/s measured in the same run, their ratio (`fraction_of_peak`), and
-updates/s for 1, 4 and 8 seeds vmapped into one call, against one seed alone.
-Writes `<out>/update.json`. Medians, since shared machines are noisy.
+For each preset and size: median milliseconds per update (each update timed alone,
+after warm-up), the FLOPs XLA counts for one update (`compiled.cost_analysis()`), the
+achieved GFLOP/s, a matmul GFLOP/s measured in the same run, their ratio
+(`fraction_of_peak`), and updates/s for 1, 4 and 8 seeds vmapped into one call, against
+one seed alone. With several presets, each one's time per update relative to the first
+(measured in the same process, so the ratio holds on a busy machine too). Writes
+`<out>/update.json`. Medians, since shared machines are noisy.
 """
 
 from __future__ import annotations
@@ -101,31 +104,36 @@ def main(argv=None) -> dict:
     p.add_argument("--sizes", nargs="+", default=["HalfCheetah", "Ant"], choices=sorted(SIZES))
     p.add_argument("--n", type=int, default=100, help="timed updates per size (>= 50)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 8])
-    p.add_argument("--preset", default="code")
+    p.add_argument("--preset", nargs="+", default=["code"], choices=sorted(sqljax.PRESETS),
+                   help="one or more presets; the first is the reference for cost ratios")
     p.add_argument("--out", default="runs/bench")
     args = p.parse_args(argv)
     if args.n < 50:
         p.error("--n must be at least 50")
-    cfg = sqljax.SQLConfig.preset(args.preset)
     peak = matmul_gflops()
     result = {
         "device": str(jax.devices()[0]),
         "platform": platform.platform(),
         "jax": jax.__version__,
-        "preset": args.preset,
         "matmul_gflops_per_s": peak,
-        "sizes": {},
+        "presets": {},
     }
     print(f"device {result['device']}, matmul {peak:.1f} GFLOP/s (1024^3 float32)")
-    for name in args.sizes:
-        r = bench_size(name, cfg, args.n, args.seeds, peak)
-        result["sizes"][name] = r
-        print(f"{name:12s} obs {r['obs_dim']:3d} act {r['action_dim']:2d}: "
-              f"{r['ms_per_update']:.2f} ms/update, {r['flops_per_update'] / 1e6:.0f} MFLOP, "
-              f"{r['gflops_per_s']:.1f} GFLOP/s = {r['fraction_of_peak']:.2f} of matmul")
-        for s, v in r["seeds"].items():
-            print(f"{'':12s} {s:>2s} seeds vmapped: {v['updates_per_s']:.0f} updates/s, "
-                  f"per-seed cost {v['per_seed_cost_vs_one_seed']:.2f}x one seed")
+    for preset in args.preset:
+        cfg = sqljax.SQLConfig.preset(preset)
+        sizes = result["presets"][preset] = {}
+        for name in args.sizes:
+            r = sizes[name] = bench_size(name, cfg, args.n, args.seeds, peak)
+            ref = result["presets"][args.preset[0]][name]
+            r["ms_per_update_vs_" + args.preset[0]] = r["ms_per_update"] / ref["ms_per_update"]
+            print(f"{preset:7s} {name:12s} obs {r['obs_dim']:3d} act {r['action_dim']:2d}: "
+                  f"{r['ms_per_update']:.2f} ms/update, {r['flops_per_update'] / 1e6:.0f} MFLOP, "
+                  f"{r['gflops_per_s']:.1f} GFLOP/s = {r['fraction_of_peak']:.2f} of matmul"
+                  + (f", {r['ms_per_update'] / ref['ms_per_update']:.2f}x {args.preset[0]}'s time"
+                     if preset != args.preset[0] else ""))
+            for s, v in r["seeds"].items():
+                print(f"{'':20s} {s:>2s} seeds vmapped: {v['updates_per_s']:.0f} updates/s, "
+                      f"per-seed cost {v['per_seed_cost_vs_one_seed']:.2f}x one seed")
     # the peak again at the end: the machine may have changed speed meanwhile
     result["matmul_gflops_per_s_after"] = matmul_gflops()
     out = Path(args.out)

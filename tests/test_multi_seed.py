@@ -2,6 +2,7 @@
 vmapped run is the run of seed i alone, seeds differ, the seed axis shards over four
 devices without changing the numbers, and runs resume from their checkpoints."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -128,6 +129,32 @@ def test_gym_run_files_and_resume(gym_runs):
     assert out["evals"][0] == both["evals"][0]
     assert [int(r["step"]) for r in ms.read_metrics(run, 1)] == [20, 40, 60, 80]
     assert ms.load_seed_states(run).step.tolist() == [31, 31]
+
+
+def test_gym_resume_after_the_logged_metrics_change(tmp_path, monkeypatch):
+    """A run checkpoint doesn't depend on which update metrics are logged: a run written by
+    a version that logged fewer metrics resumes, and its history keeps its values under
+    the new header."""
+    cfg = GYM_CFG.replace(reward_scale=5.0)  # its own compiled program (they are cached)
+    run = tmp_path / "run"
+
+    def spec(steps):
+        return dataclasses.replace(gym_spec(run, (0,), steps), config=cfg)
+
+    monkeypatch.setattr(sqljax, "UPDATE_METRICS",
+                        tuple(k for k in sqljax.UPDATE_METRICS if k != "q_loss"))
+    ms.train(spec(80), **QUIET)
+    before = ms.read_metrics(run, 0)
+    assert "q_loss" not in before[0] and before[2]["q_mean"]
+    monkeypatch.undo()
+    ms._gym_program.cache_clear()
+
+    out = ms.train(spec(120), resume=True, **QUIET)
+    assert out["env_steps"] == 120 and out["updates"] == [71]
+    rows = ms.read_metrics(run, 0)
+    assert [int(r["step"]) for r in rows] == [20, 40, 60, 80, 100, 120]
+    assert [r["q_mean"] for r in rows[:4]] == [r["q_mean"] for r in before]
+    assert [bool(r["q_loss"]) for r in rows] == [False] * 4 + [True] * 2
 
 
 # --------------------------------------------------------------------- JAX-native driver, CLI

@@ -37,7 +37,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +52,7 @@ from sqljax.envs.gym_adapter import EnvError, GymEnv, make_env, resolve_env_id
 __all__ = [
     "Carry", "NonFiniteError", "RunError", "RunSpec", "StepFns", "checkpoint_dirs",
     "evaluate", "find_checkpoint", "latest_checkpoint", "load_run_checkpoint",
-    "make_act_eval", "make_step_fns", "plot_learning_curve", "train",
+    "make_act_eval", "make_step_fns", "plot_learning_curve", "train", "truncate_csv",
 ]
 
 RUN_FILE = "run.json"
@@ -438,6 +438,33 @@ def check_sizes(what: str, obs_dim: int, action_dim: int, env: GymEnv) -> None:
                        f"{env.action_dim}")
 
 
+def truncate_csv(path: Path, step: int, columns: Sequence[str]) -> None:
+    """Keep a metrics file's rows up to env step ``step`` (what the checkpoint resumed from
+    saw), dropping later rows and a torn last line, under the header ``columns``: cells
+    are matched by column name, so a run resumed by a version that logs other metrics
+    keeps its history (columns it no longer logs are dropped, new ones start empty)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header = rows[0]
+    kept = []
+    for r in rows[1:]:
+        if len(r) != len(header):
+            continue
+        try:
+            if int(r[0]) <= step:
+                kept.append(dict(zip(header, r)))
+        except ValueError:
+            continue
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(tmp, path)
+
+
 class _MetricsLog:
     """metrics.csv (a row per sync point, flushed) and a TensorBoard event file."""
 
@@ -445,7 +472,7 @@ class _MetricsLog:
         self.path = run_dir / METRICS_FILE
         self.columns = columns
         if resume_step is not None and self.path.exists():
-            self._truncate(resume_step)
+            truncate_csv(self.path, resume_step, columns)
         new = not self.path.exists() or self.path.stat().st_size == 0
         self.file = open(self.path, "a", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore")
@@ -455,28 +482,6 @@ class _MetricsLog:
         from tensorboardX import SummaryWriter
 
         self.tb = SummaryWriter(logdir=str(run_dir), purge_step=resume_step, flush_secs=30)
-
-    def _truncate(self, step: int) -> None:
-        """Drop rows after the checkpoint resumed from (and a torn last line)."""
-        with open(self.path, newline="") as f:
-            rows = list(csv.reader(f))
-        if not rows:
-            return
-        header, kept = rows[0], [rows[0]]
-        for r in rows[1:]:
-            if len(r) != len(header):
-                continue
-            try:
-                if int(r[0]) <= step:
-                    kept.append(r)
-            except ValueError:
-                continue
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-        os.replace(tmp, self.path)
-        if header != self.columns:  # a different column set: keep the old file aside
-            os.replace(self.path, self.path.with_suffix(".old.csv"))
 
     def write(self, row: dict[str, Any]) -> None:
         self.writer.writerow({k: ("" if v is None else v) for k, v in row.items()})

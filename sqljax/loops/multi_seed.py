@@ -290,7 +290,7 @@ class _SeedLogs:
             d.mkdir(parents=True, exist_ok=True)
             path = d / METRICS_FILE
             if resume_step is not None and path.exists():
-                _truncate_csv(path, resume_step)
+                host_loop.truncate_csv(path, resume_step, columns)
             new = not path.exists() or path.stat().st_size == 0
             f = open(path, "a", newline="")
             w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
@@ -318,25 +318,6 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def _truncate_csv(path: Path, step: int) -> None:
-    """Keep the header and the rows up to ``step`` (what the checkpoint resumed from saw)."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]]
-    for r in rows[1:]:
-        try:
-            if len(r) == len(rows[0]) and int(r[0]) <= step:
-                kept.append(r)
-        except ValueError:
-            continue
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
-    os.replace(tmp, path)
-
-
 def _mean_or_none(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
@@ -359,12 +340,13 @@ def _filled(carry) -> int:
 
 
 def _save(path: Path, carry, counters: dict[str, Any], kind: str) -> None:
-    """The stacked carry (replay cut to its filled part) as the extra item, seed 0's
-    learner as the main item."""
+    """The stacked carry (replay cut to its filled part, without the per-metric sums, which
+    are zero at a sync point and would tie the checkpoint to the list of logged metrics)
+    as the extra item, seed 0's learner as the main item."""
     n = _filled(carry)
     cap = int(carry.buffer.experience.obs.shape[-2])
-    cut = carry.replace(buffer=carry.buffer.replace(
-        experience=jax.tree.map(lambda x: x[:, :, :n], carry.buffer.experience)))
+    cut = _without_metric_sums(carry.replace(buffer=carry.buffer.replace(
+        experience=jax.tree.map(lambda x: x[:, :, :n], carry.buffer.experience))))
     host = to_host(cut)
     meta = dict(counters, format=RUN_FORMAT, kind=kind, replay_size=n, replay_capacity=cap)
     if jax.process_index() == 0:
@@ -385,11 +367,10 @@ def _restore(path: Path, empty_like, sharding: NamedSharding) -> tuple[Any, dict
         raise RunError(f"{path} holds {n} transitions per seed, more than this run's replay "
                        f"capacity {cap}; resume with at least as many --steps as before")
     try:
-        saved = sqljax.load_extra(path, {"carry": _cut_like(empty_like, n)})["carry"]
+        saved = _load_carry(path, _cut_like(empty_like, n))
     except sqljax.CheckpointError as e:
         raise RunError(f"cannot resume from {path}: {e} (was it written with other settings, "
                        "seeds or environment?)") from None
-    saved = jax.device_get(saved)
 
     def grow(like, part):
         full = np.zeros(like.shape, like.dtype)
@@ -406,6 +387,29 @@ def _restore(path: Path, empty_like, sharding: NamedSharding) -> tuple[Any, dict
     carry = saved.replace(buffer=saved.buffer.replace(experience=experience, current_index=index,
                                                       is_full=full))
     return _match_weak_types(to_global(carry, sharding), empty_like), counters
+
+
+def _without_metric_sums(carry):
+    """The carry with empty per-metric sums (the gymnasium driver's carry has them, the
+    JAX-native one doesn't)."""
+    return carry.replace(metric_sum={}) if hasattr(carry, "metric_sum") else carry
+
+
+def _load_carry(path: Path, like):
+    """The stacked carry saved at ``path`` (on the host), shaped like the abstract ``like``,
+    with zero metric sums in the shape of ``like``'s. Checkpoints that stored the sums
+    (older runs) restore too, as long as they logged the same metrics."""
+    try:
+        saved = sqljax.load_extra(path, {"carry": _without_metric_sums(like)})["carry"]
+    except sqljax.CheckpointError:
+        if _without_metric_sums(like) is like:
+            raise
+        saved = sqljax.load_extra(path, {"carry": like})["carry"]
+    saved = jax.device_get(saved)
+    if hasattr(like, "metric_sum"):
+        saved = saved.replace(metric_sum=jax.tree.map(lambda x: np.zeros(x.shape, x.dtype),
+                                                       like.metric_sum))
+    return saved
 
 
 def _match_weak_types(tree, like):
@@ -463,7 +467,7 @@ def load_run_state(path: str | os.PathLike):
     n = int(counters["replay_size"])
     like = _abstract_carry(counters["kind"], cfg, counters["env_id"], int(meta["obs_dim"]),
                            int(meta["action_dim"]), len(counters["seed_ids"]), max(n, 1))
-    return jax.device_get(sqljax.load_extra(path, {"carry": _cut_like(like, n)})["carry"])
+    return _load_carry(path, _cut_like(like, n))
 
 
 def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
