@@ -22,7 +22,6 @@ which any seed diverges stops with exit status 1, keeping its last good checkpoi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import re
@@ -33,41 +32,21 @@ from typing import Any, Sequence
 import numpy as np
 
 import sqljax
-from experiments import stats
-from experiments.train import (BAD_INPUT_ERRORS, CONFIG_HELP, TASK_PRESETS, default_steps,
-                               make_config, report_error)
+from experiments import cli, stats
+from experiments.train import TASK_PRESETS, default_steps, make_config
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import host_loop
 from sqljax.loops import multi_seed as ms
-from sqljax.loops.multi_seed import NonFiniteError, RunError
+from sqljax.loops.multi_seed import RunError
 
-EXIT_BAD_INPUT = 2
-EXIT_DIVERGED = 1
 SUMMARY_FILE = "summary.json"
 CURVES_FILE = "curves.png"
 MODES = ("stochastic", "deterministic")
 _MODE_COLUMN = {"stochastic": "eval_return", "deterministic": "eval_return_det"}
 
 
-class _BadInput(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit status 2
-        raise _BadInput(f"{message} (see --help)")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("none", "off", "") else float(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m experiments.bench",
+    p = cli.Parser(prog="python -m experiments.bench",
                 description="Train N seeds of Soft Q-Learning in lockstep (vmapped, sharded over "
                             "devices) and summarise them with IQM / mean and bootstrap CIs.",
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -114,25 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "plotted by --compare")
     st.add_argument("--summarize", metavar="RUN_DIR", help="recompute summary.json and "
                     "curves.png of a run from its metrics")
-    cfg = p.add_argument_group("hyperparameters (SQLConfig fields; default: the preset's)")
-    for f in dataclasses.fields(sqljax.SQLConfig):
-        kw: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None,
-                                  help=CONFIG_HELP.get(f.name, f.name))
-        if f.name == "hidden_sizes":
-            kw.update(type=int, nargs="+", metavar="H")
-        elif f.name == "final_reward_scale":
-            kw.update(type=_optional_float, metavar="X")
-        elif isinstance(f.default, int) and not isinstance(f.default, bool):
-            kw.update(type=int, metavar="N")
-        else:
-            kw.update(type=float, metavar="X")
-        cfg.add_argument(_flag(f.name), **kw)
+    cli.add_config_flags(p, "hyperparameters (SQLConfig fields; default: the preset's)")
     return p
-
-
-def _overrides(args) -> dict[str, Any]:
-    return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(sqljax.SQLConfig)
-            if getattr(args, f"cfg_{f.name}") is not None}
 
 
 def _default_label(preset: str, overrides: dict[str, Any]) -> str:
@@ -160,7 +122,7 @@ def spec_from_args(args) -> ms.MultiSeedSpec:
         raise RunError("--env is required (or --resume / --compare / --summarize)")
     env_id = resolve_env_id(args.env)
     base = re.sub(r"-v\d+$", "", env_id.split("/")[-1])
-    overrides = _overrides(args)
+    overrides = cli.config_overrides(args)
     pretrained = None
     if args.init_from:  # the pretrained run's hyperparameters, unless --preset is given
         src = host_loop.find_checkpoint(args.init_from)
@@ -184,7 +146,7 @@ def spec_from_args(args) -> ms.MultiSeedSpec:
 def spec_from_resume(args) -> ms.MultiSeedSpec:
     run_dir = Path(args.resume)
     run = ms.read_run(run_dir)
-    if _overrides(args) or args.preset or args.env or args.init_from:
+    if cli.config_overrides(args) or args.preset or args.env or args.init_from:
         raise RunError("--resume continues a run with its own settings; drop --env, --preset, "
                        "--init-from and hyperparameter flags (start a new run to change them)")
     cfg = sqljax.SQLConfig.from_dict(json.loads((run_dir / ms.CONFIG_FILE).read_text()))
@@ -335,11 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "bootstrap_reps", "devices"):
             v = getattr(args, name)
             if v is not None and v < 1:
-                raise RunError(f"{_flag(name)} must be an integer >= 1, got {v}")
+                raise RunError(f"{cli.flag(name)} must be an integer >= 1, got {v}")
         for name in ("eval_every", "checkpoint_every", "first_seed"):
             v = getattr(args, name)
             if v is not None and v < 0:
-                raise RunError(f"{_flag(name)} must be >= 0, got {v}")
+                raise RunError(f"{cli.flag(name)} must be >= 0, got {v}")
         if not 0 < args.confidence < 1:
             raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
         resume = bool(args.resume)
@@ -353,8 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = write_summary(spec.out, args.bootstrap_reps, args.confidence, args.stat)
             print(_report(summary))
             print(f"outputs in {spec.out}")
-    except (_BadInput, *BAD_INPUT_ERRORS, NonFiniteError, KeyboardInterrupt) as e:
-        return report_error(e, "interrupted; continue with --resume from the last checkpoint")
+    except cli.HANDLED_ERRORS as e:
+        return cli.report_error(e, "interrupted; continue with --resume from the last checkpoint")
     return 0
 
 

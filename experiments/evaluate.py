@@ -26,22 +26,14 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sqljax  # noqa: E402
+from experiments import cli  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
 from sqljax.loops import host_loop  # noqa: E402
 from sqljax.loops.host_loop import RunError  # noqa: E402
 
 
-class _BadInput(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise _BadInput(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m experiments.evaluate",
+    p = cli.Parser(prog="python -m experiments.evaluate",
                 description="Evaluate a saved Soft Q-Learning policy and record a video.")
     p.add_argument("--ckpt", required=True, help="checkpoint directory, or a run directory "
                    "(its latest checkpoint)")
@@ -110,12 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe = make_env(env_id, limit)
         host_loop.check_sizes(f"checkpoint {ckpt}", agent.obs_dim, agent.action_dim, probe)
         probe.close()
-    except _BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (RunError, EnvError, sqljax.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (cli.BadInput, *cli.BAD_INPUT_ERRORS, KeyboardInterrupt) as e:
+        return cli.report_error(e, "interrupted")
 
     modes = ("stochastic", "deterministic") if args.mode == "both" else (args.mode,)
     record = None if args.no_video else modes[0]

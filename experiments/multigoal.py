@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sqljax
+from experiments import cli
 from sqljax.envs import multigoal as mg
 from sqljax.loops import scan_loop
 
@@ -151,7 +152,8 @@ def plot_figure(agent, paths, lengths, key, path: str | os.PathLike,
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(prog="python -m experiments.multigoal", description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="environment steps of training")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/multigoal/seed{S})")
@@ -162,15 +164,19 @@ def parse_args(argv=None):
                         "reached during training (0: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.eval_episodes < 100:
-        p.error("--eval-episodes must be at least 100")
+    for name, least in (("steps", 1), ("chunk_steps", 1), ("eval_episodes", 100), ("track_episodes", 0)):
+        if getattr(args, name) < least:
+            p.error(f"{cli.flag(name)} must be at least {least}, got {getattr(args, name)}")
     if args.out is None:
         args.out = Path("runs/multigoal") / f"seed{args.seed}"
     return args
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except cli.BadInput as e:
+        raise SystemExit(cli.report_error(e, "interrupted")) from None
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = multigoal_config()
     key = jax.random.key(args.seed)

@@ -15,33 +15,16 @@ diverges stops with exit status 1, keeping its last good checkpoint.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import sqljax
-from sqljax.envs.gym_adapter import EnvError, resolve_env_id, short_name
+from experiments import cli
+from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import host_loop
-from sqljax.loops.host_loop import NonFiniteError, RunError, RunSpec
-
-EXIT_BAD_INPUT = 2
-EXIT_DIVERGED = 1
-
-
-# Errors that mean the user's input was wrong (exit status 2, one line on stderr).
-BAD_INPUT_ERRORS = (RunError, EnvError, sqljax.CheckpointError, FileNotFoundError)
-
-
-def report_error(e: BaseException, interrupted_hint: str) -> int:
-    """Print one `error:` line (or the hint, on Ctrl-C) and return the exit status:
-    1 for a diverged run, 130 for an interrupt, 2 for bad input."""
-    if isinstance(e, KeyboardInterrupt):
-        print(interrupted_hint, file=sys.stderr)
-        return 130
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_DIVERGED if isinstance(e, NonFiniteError) else EXIT_BAD_INPUT
+from sqljax.loops.host_loop import RunError, RunSpec
 
 #: Default run length (env steps) per task, by the id's base name; others get 1M
 #: (MuJoCo-sized tasks) or 100k.
@@ -58,57 +41,8 @@ TASK_PRESETS: dict[str, str] = {
     "AntHallwayNarrow": "pretrain", "AntUMaze": "pretrain",
 }
 
-CONFIG_HELP: dict[str, str] = {
-    "hidden_sizes": "hidden layer sizes of Q and the sampler",
-    "qf_lr": "Adam learning rate of Q",
-    "policy_lr": "Adam learning rate of the sampler",
-    "batch_size": "transitions per update",
-    "discount": "discount gamma, in (0, 1]",
-    "reward_scale": "1 / temperature alpha (task default from the authors' table)",
-    "value_n_particles": "K_V, uniform action samples for the soft value",
-    "kernel_n_particles": "K, sampler particles per state in the SVGD step",
-    "kernel_update_ratio": "share of the K particles moved by SVGD, in (0, 1)",
-    "kernel_h_min": "lower bound of the RBF bandwidth",
-    "target_update_interval": "updates between target-network updates",
-    "target_tau": "target update rate (1 = hard copy)",
-    "n_q": "number of Q-functions (1, or 2 for a clipped double Q)",
-    "replay_size": "replay capacity in transitions (capped at the run length)",
-    "learning_starts": "env steps stored before the first update",
-    "updates_per_step": "updates per env step (one lax.scan per step)",
-    "max_episode_steps": "time limit (the shorter of this and the env's own applies)",
-    "anneal_steps": "fine-tuning: updates over which the schedules run (0 = off)",
-    "final_reward_scale": "fine-tuning: reward scale reached after anneal_steps (log-linear)",
-    "noise_bank_size": "fine-tuning: K_xi fixed noise vectors, shrinking to 1 (0 = off)",
-}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in one line: ``error: ...``, exit 2."""
-
-    def error(self, message: str):  # noqa: D401
-        raise _BadInput(f"{message} (see --help)")
-
-
-class _BadInput(Exception):
-    pass
-
-
-def _config_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(sqljax.SQLConfig))
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _optional_float(text: str) -> float | None:
-    if text.lower() in ("none", "off", ""):
-        return None
-    return float(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = cli.Parser(
         prog="python -m experiments.train",
         description="Train Soft Q-Learning (Haarnoja et al. 2017) on a gymnasium environment "
                     "with continuous actions. Writes config.json, run.json, metrics.csv, a "
@@ -141,34 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "min(1000, eval-every)); update metrics are fetched from the device this often")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    cfg = p.add_argument_group("hyperparameters (SQLConfig fields; default: the preset's)")
-    for f in _config_fields():
-        flags = [_flag(f.name)] + ([f"--{f.name}"] if "_" in f.name else [])
-        default = list(f.default) if isinstance(f.default, tuple) else f.default
-        kwargs: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None,
-                                      help=f"{CONFIG_HELP.get(f.name, f.name)} (code preset: {default})")
-        if f.name == "hidden_sizes":
-            kwargs.update(type=int, nargs="+", metavar="H")
-        elif f.name == "final_reward_scale":
-            kwargs.update(type=_optional_float, metavar="X")
-        elif isinstance(f.default, bool):
-            kwargs.update(type=lambda s: s.lower() in ("1", "true", "yes"))
-        elif isinstance(f.default, int):
-            kwargs.update(type=int, metavar="N")
-        else:
-            kwargs.update(type=float, metavar="X")
-        cfg.add_argument(*flags, **kwargs)
+    cli.add_config_flags(p, "hyperparameters (SQLConfig fields; default: the preset's)")
     return p
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {f.name: getattr(args, f"cfg_{f.name}") for f in _config_fields()
-            if getattr(args, f"cfg_{f.name}") is not None}
-
-
-def _config_error(e: ValueError) -> str:
-    m = re.match(r"SQLConfig\.(\w+) ", str(e))
-    return f"{_flag(m.group(1))}: {e}" if m else str(e)
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -190,7 +98,7 @@ def make_config(env_id: str, preset: str | None, overrides: dict[str, Any],
         name = preset or TASK_PRESETS.get(_base(env_id), "code")
         return sqljax.SQLConfig.preset(name, task=env_id, **overrides)
     except (ValueError, TypeError) as e:
-        raise RunError(_config_error(e)) from None
+        raise RunError(cli.config_error(e)) from None
 
 
 def default_steps(env_id: str) -> int:
@@ -222,7 +130,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
             base = sqljax.SQLConfig.from_dict(sqljax.read_checkpoint_metadata(src)["config"])
         except (ValueError, KeyError) as e:
             raise RunError(f"--init-from {src}: unreadable config ({e})") from None
-    cfg = make_config(env_id, args.preset, _overrides(args), base)
+    cfg = make_config(env_id, args.preset, cli.config_overrides(args), base)
     steps = args.steps or default_steps(env_id)
     if args.out:
         out = Path(args.out)
@@ -242,8 +150,8 @@ def spec_from_resume(args: argparse.Namespace) -> RunSpec:
     """The spec of the run in ``--resume DIR``; a longer ``--steps`` extends it."""
     run_dir = Path(args.resume)
     run = host_loop.read_run(run_dir)
-    if _overrides(args) or args.preset or args.init_from:
-        given = [_flag(k) for k in _overrides(args)] + (["--preset"] if args.preset else []) + (
+    if cli.config_overrides(args) or args.preset or args.init_from:
+        given = [cli.flag(k) for k in cli.config_overrides(args)] + (["--preset"] if args.preset else []) + (
             ["--init-from"] if args.init_from else [])
         raise RunError(f"--resume continues a run with its own settings; drop {', '.join(given)} "
                        "(start a new run to change them)")
@@ -285,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every",
                      "keep_checkpoints", "log_every"):
-            _positive(_flag(name), getattr(args, name))
+            _positive(cli.flag(name), getattr(args, name))
         if args.resume:
             spec, resume = spec_from_resume(args), True
         else:
@@ -295,8 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"reward_scale {spec.config.reward_scale}, preset "
                   f"{spec.preset or ('(from --init-from)' if spec.init_from else TASK_PRESETS.get(_base(spec.env_id), 'code'))}")
         summary = host_loop.train(spec, resume=resume)
-    except (_BadInput, *BAD_INPUT_ERRORS, NonFiniteError, KeyboardInterrupt) as e:
-        return report_error(e, "interrupted; continue with --resume from the last checkpoint")
+    except cli.HANDLED_ERRORS as e:
+        return cli.report_error(e, "interrupted; continue with --resume from the last checkpoint")
     ev = summary["last_eval"]
     msg = (f"done: {summary['env_steps']} env steps, {summary['updates']} updates, "
            f"{summary['episodes']} episodes")

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,15 +48,13 @@ from typing import Any, Sequence
 import numpy as np
 
 import sqljax
-from experiments import bench, plots, stats
-from experiments.train import BAD_INPUT_ERRORS, CONFIG_HELP, default_steps, report_error
+from experiments import bench, cli, plots, stats
+from experiments.train import default_steps
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_name
 from sqljax.loops import host_loop
 from sqljax.loops import multi_seed as ms
-from sqljax.loops.multi_seed import NonFiniteError, RunError
+from sqljax.loops.multi_seed import RunError
 
-EXIT_BAD_INPUT = 2
-EXIT_DIVERGED = 1
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "transfer.png"
 PRETRAIN_ENV = "sqljax/AntAnyDirection-v0"
@@ -70,29 +67,12 @@ _ARM_STYLE = {"finetune": ("C0", "fine-tuned from the pretrained Ant"),
               "scratch": ("C3", "from scratch")}
 
 
-class _BadInput(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit status 2
-        raise _BadInput(f"{message} (see --help)")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("none", "off", "", "0") else float(text)
-
-
 # Fine-tuning fields set by the study's own flags, not by the SQLConfig flags.
 _SCHEDULE_FIELDS = ("anneal_steps", "final_reward_scale", "noise_bank_size")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m experiments.transfer",
+    p = cli.Parser(prog="python -m experiments.transfer",
                 description="Skill transfer: pretrain Soft Q-Learning on AntAnyDirection (alpha = "
                             "0.1), fine-tune it on new Ant tasks with annealed temperature and "
                             "fixed noise, and compare with training them from scratch (N seeds, "
@@ -122,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                     f"of --finetune-steps (at most {PAPER_ANNEAL_STEPS})")
     sc.add_argument("--anneal-steps", type=int, help="schedule span in updates (overrides "
                     "--anneal-fraction; 0: no schedules)")
-    sc.add_argument("--final-reward-scale", type=_optional_float, default=1000.0, metavar="X",
+    sc.add_argument("--final-reward-scale", type=cli.optional_float, default=1000.0, metavar="X",
                     help="reward scale (1 / alpha) reached at the end of the span (0 / none: "
                     "keep the pretraining's)")
     sc.add_argument("--noise-bank-size", type=int, default=16, help="K_xi: fixed noise vectors "
@@ -145,31 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stat", choices=("iqm", "mean"), default="iqm", help="line of the plots")
     ev.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
-    cfg = p.add_argument_group("hyperparameters (SQLConfig fields, for every phase; default: the "
-                               "preset's, or the --pretrained run's)")
-    for f in dataclasses.fields(sqljax.SQLConfig):
-        if f.name in _SCHEDULE_FIELDS:
-            continue
-        kw: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None,
-                                  help=CONFIG_HELP.get(f.name, f.name))
-        if f.name == "hidden_sizes":
-            kw.update(type=int, nargs="+", metavar="H")
-        elif isinstance(f.default, int) and not isinstance(f.default, bool):
-            kw.update(type=int, metavar="N")
-        else:
-            kw.update(type=float, metavar="X")
-        cfg.add_argument(_flag(f.name), **kw)
+    cli.add_config_flags(p, "hyperparameters (SQLConfig fields, for every phase; default: the "
+                         "preset's, or the --pretrained run's)", skip=_SCHEDULE_FIELDS)
     return p
-
-
-def _overrides(args) -> dict[str, Any]:
-    return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(sqljax.SQLConfig)
-            if getattr(args, f"cfg_{f.name}", None) is not None}
-
-
-def _config_error(e: Exception) -> str:
-    m = re.match(r"SQLConfig\.(\w+) ", str(e))
-    return f"{_flag(m.group(1))}: {e}" if m else str(e)
 
 
 def anneal_steps_for(finetune_steps: int, fraction: float, explicit: int | None = None) -> int:
@@ -226,12 +184,12 @@ def make_plan(args) -> Plan:
     for name in ("pretrain_steps", "finetune_steps", "seeds", "eval_episodes", "keep_checkpoints",
                  "bootstrap_reps"):
         if getattr(args, name) < 1:
-            raise RunError(f"{_flag(name)} must be an integer >= 1, got {getattr(args, name)}")
+            raise RunError(f"{cli.flag(name)} must be an integer >= 1, got {getattr(args, name)}")
     for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("anneal_steps", 0),
                         ("log_every", 1), ("devices", 1)):
         v = getattr(args, name)
         if v is not None and v < least:
-            raise RunError(f"{_flag(name)} must be an integer >= {least}, got {v}")
+            raise RunError(f"{cli.flag(name)} must be an integer >= {least}, got {v}")
     if args.first_seed < 0:
         raise RunError(f"--first-seed must be >= 0, got {args.first_seed}")
     if args.noise_bank_size < 0:
@@ -244,7 +202,7 @@ def make_plan(args) -> Plan:
         raise RunError("--tasks needs at least one task")
     out = Path(args.out)
     seed_ids = tuple(range(args.first_seed, args.first_seed + args.seeds))
-    overrides = _overrides(args)
+    overrides = cli.config_overrides(args)
 
     # The learner's hyperparameters: the preset's, or the pretrained run's, then the flags.
     pretrain_id = resolve_env_id(PRETRAIN_ENV)
@@ -254,7 +212,7 @@ def make_plan(args) -> Plan:
             for name in ("hidden_sizes", "n_q"):
                 want = overrides.get(name, getattr(pre_cfg, name))
                 if (tuple(want) if name == "hidden_sizes" else want) != getattr(pre_cfg, name):
-                    raise RunError(f"{_flag(name)}: fine-tuning keeps the pretrained network's "
+                    raise RunError(f"{cli.flag(name)}: fine-tuning keeps the pretrained network's "
                                    f"{name} {getattr(pre_cfg, name)}")
             base = pre_cfg.replace(**overrides, anneal_steps=0, final_reward_scale=None,
                                    noise_bank_size=0)
@@ -267,7 +225,7 @@ def make_plan(args) -> Plan:
     except (ValueError, TypeError) as e:
         if isinstance(e, (RunError, EnvError, sqljax.CheckpointError)):
             raise
-        raise RunError(_config_error(e)) from None
+        raise RunError(cli.config_error(e)) from None
 
     task_ids = []
     for name in args.tasks:
@@ -291,7 +249,7 @@ def make_plan(args) -> Plan:
         finetune_cfg = base.replace(anneal_steps=anneal, final_reward_scale=final_scale,
                                     noise_bank_size=bank)
     except ValueError as e:
-        raise RunError(_config_error(e)) from None
+        raise RunError(cli.config_error(e)) from None
     scratch_cfg = finetune_cfg if args.scratch_schedules else base
 
     common = dict(seed_ids=seed_ids, base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
@@ -575,8 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
         print(_report(summary))
         print(f"wrote {plan.out / SUMMARY_FILE} and {plan.out / PLOT_FILE}")
-    except (_BadInput, *BAD_INPUT_ERRORS, NonFiniteError, KeyboardInterrupt) as e:
-        return report_error(e, "interrupted; run the same command again to continue the study")
+    except cli.HANDLED_ERRORS as e:
+        return cli.report_error(e, "interrupted; run the same command again to continue the study")
     return 0
 
 

@@ -434,3 +434,19 @@ def test_evaluate_bad_input(tmp_path, capsys):
     assert "does not exist" in one_error_line(capsys)
     assert evaluate_cli.main(["--ckpt", str(tmp_path), "--episodes", "x"]) == 2
     assert "--episodes" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--steps", "0"], ["--steps", "at least 1"]),
+    (["--eval-episodes", "10"], ["--eval-episodes", "at least 100"]),
+    (["--chunk-steps", "x"], ["--chunk-steps", "invalid int"]),
+])
+def test_multigoal_bad_input(argv, words, tmp_path, capsys):
+    from experiments import multigoal as multigoal_cli
+
+    with pytest.raises(SystemExit) as stop:
+        multigoal_cli.main([*argv, "--out", str(tmp_path / "never")])
+    assert stop.value.code == 2
+    line = one_error_line(capsys)
+    assert all(w in line for w in words), line
+    assert not (tmp_path / "never").exists()
