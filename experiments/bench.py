@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +32,7 @@ import numpy as np
 
 import sqljax
 from experiments import cli, stats
-from experiments.train import TASK_PRESETS, default_steps, make_config
+from experiments.train import default_steps, make_config, task_preset
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import host_loop
 from sqljax.loops import multi_seed as ms
@@ -121,7 +120,6 @@ def spec_from_args(args) -> ms.MultiSeedSpec:
     if not args.env:
         raise RunError("--env is required (or --resume / --compare / --summarize)")
     env_id = resolve_env_id(args.env)
-    base = re.sub(r"-v\d+$", "", env_id.split("/")[-1])
     overrides = cli.config_overrides(args)
     pretrained = None
     if args.init_from:  # the pretrained run's hyperparameters, unless --preset is given
@@ -130,7 +128,7 @@ def spec_from_args(args) -> ms.MultiSeedSpec:
             pretrained = sqljax.SQLConfig.from_dict(sqljax.read_checkpoint_metadata(src)["config"])
         except (ValueError, KeyError) as e:
             raise RunError(f"--init-from {src}: unreadable config ({e})") from None
-    preset = args.preset or (None if pretrained else TASK_PRESETS.get(base, "code"))
+    preset = args.preset or (None if pretrained else task_preset(env_id))
     cfg = make_config(env_id, preset, overrides, pretrained)
     steps = args.steps or default_steps(env_id)
     label = args.label or _default_label(preset or "finetune", overrides)
@@ -293,15 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = write_summary(args.summarize, args.bootstrap_reps, args.confidence, args.stat)
             print(_report(summary))
             return 0
-        for name in ("seeds", "steps", "eval_episodes", "log_every", "keep_checkpoints",
-                     "bootstrap_reps", "devices"):
-            v = getattr(args, name)
-            if v is not None and v < 1:
-                raise RunError(f"{cli.flag(name)} must be an integer >= 1, got {v}")
-        for name in ("eval_every", "checkpoint_every", "first_seed"):
-            v = getattr(args, name)
-            if v is not None and v < 0:
-                raise RunError(f"{cli.flag(name)} must be >= 0, got {v}")
+        cli.check_at_least(args, {
+            **dict.fromkeys(("seeds", "steps", "eval_episodes", "log_every", "keep_checkpoints",
+                             "bootstrap_reps", "devices"), 1),
+            **dict.fromkeys(("eval_every", "checkpoint_every", "first_seed"), 0)})
         if not 0 < args.confidence < 1:
             raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
         resume = bool(args.resume)

@@ -28,15 +28,14 @@ from typing import Sequence
 import jax
 
 import sqljax
-from experiments.train import TASK_PRESETS
+from experiments.train import make_config
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import multi_seed as ms
 
 
 def config_for(env_id: str, preset: str | None) -> sqljax.SQLConfig:
     """The env's default configuration (as ``experiments.bench`` picks it)."""
-    base = short_name(env_id).rsplit("-v", 1)[0]
-    return sqljax.SQLConfig.preset(preset or TASK_PRESETS.get(base, "code"), task=env_id)
+    return make_config(env_id, preset, {})
 
 
 def measure(env_id: str, cfg: sqljax.SQLConfig, n_seeds: int, measure_steps: int,

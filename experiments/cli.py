@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import re
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import sqljax
 from sqljax.envs.gym_adapter import EnvError
@@ -78,6 +78,15 @@ def flag(name: str) -> str:
 def optional_float(text: str) -> float | None:
     """A float, or None for ``none``, ``off``, ``0`` or an empty string."""
     return None if text.lower() in ("none", "off", "", "0") else float(text)
+
+
+def check_at_least(args: argparse.Namespace, least: Mapping[str, int]) -> None:
+    """RunError naming the flag if a given integer option is below its least value
+    (``least``: option name -> least value; options left at None are not checked)."""
+    for name, lo in least.items():
+        v = getattr(args, name)
+        if v is not None and v < lo:
+            raise RunError(f"{flag(name)} must be an integer >= {lo}, got {v}")
 
 
 def add_config_flags(parser: argparse.ArgumentParser, title: str,

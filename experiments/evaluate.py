@@ -86,8 +86,7 @@ def _render_env(env_id: str, limit: int | None, width: int, height: int, pretty:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.episodes < 1:
-            raise RunError(f"--episodes must be an integer >= 1, got {args.episodes}")
+        cli.check_at_least(args, {"episodes": 1})
         ckpt = host_loop.find_checkpoint(args.ckpt)
         meta = sqljax.read_checkpoint_metadata(ckpt)
         saved_env = meta.get("metadata", {}).get("env_id")

@@ -6,12 +6,14 @@ confidence band per configuration, from the ``summary.json`` that
     python -m experiments.plots --compare runs/bench/hc-code runs/bench/hc-paper --out cmp.png
 
 ``--compare`` overlays several runs (e.g. the ``code`` and ``paper`` presets) on one
-axes, one colour per run, labelled by each run's label.
+axes, one colour per run, labelled by each run's label. :func:`plot_learning_curve`
+draws a single run's ``learning_curve.png`` (``experiments.train`` writes it at the end).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 SUMMARY_FILE = "summary.json"
+CURVE_FILE = "learning_curve.png"  # of a single run (experiments.train)
 _STAT_NAME = {"iqm": "IQM", "mean": "mean"}
 
 
@@ -60,6 +63,45 @@ def _title(text: str, width: int = 80) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width))
+
+
+def plot_learning_curve(run_dir: str | Path, title: str = "") -> Path | None:
+    """``learning_curve.png`` of a single run from its metrics.csv: training episode
+    returns and the stochastic and deterministic evaluation returns (± their std over
+    episodes) against env steps. None if the run has no metrics yet."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def series(col):
+        pts = [(int(r["step"]), float(r[col])) for r in rows if r.get(col) not in (None, "")]
+        return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    x, y = series("episode_return")
+    if len(x):
+        ax.plot(x, y, color="0.6", lw=1, label="training episodes (mean per log)")
+    for col, style, label in (("eval_return", "o-", "evaluation, stochastic"),
+                              ("eval_return_det", "s--", "evaluation, deterministic (ξ = 0)")):
+        x, y = series(col)
+        if len(x):
+            ax.plot(x, y, style, ms=3, label=label)
+            x_std, s = series(col + "_std")
+            if len(x_std) == len(x):
+                ax.fill_between(x, y - s, y + s, alpha=0.15)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return (unscaled)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    out = Path(run_dir) / CURVE_FILE
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None, stat: str = "iqm",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import sqljax
-from experiments import cli
+from experiments import cli, plots
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import host_loop
 from sqljax.loops.host_loop import RunError, RunSpec
@@ -79,13 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise RunError(f"{name} must be an integer >= 1, got {value}")
-
-
 def _base(env_id: str) -> str:
     return re.sub(r"-v\d+$", "", env_id.split("/")[-1])
+
+
+def task_preset(env_id: str) -> str:
+    """The preset a task trains with when no --preset is given."""
+    return TASK_PRESETS.get(_base(env_id), "code")
 
 
 def make_config(env_id: str, preset: str | None, overrides: dict[str, Any],
@@ -95,7 +95,7 @@ def make_config(env_id: str, preset: str | None, overrides: dict[str, Any],
     try:
         if base is not None and preset is None:
             return base.replace(**overrides)
-        name = preset or TASK_PRESETS.get(_base(env_id), "code")
+        name = preset or task_preset(env_id)
         return sqljax.SQLConfig.preset(name, task=env_id, **overrides)
     except (ValueError, TypeError) as e:
         raise RunError(cli.config_error(e)) from None
@@ -191,9 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every",
-                     "keep_checkpoints", "log_every"):
-            _positive(cli.flag(name), getattr(args, name))
+        cli.check_at_least(args, dict.fromkeys(("steps", "eval_every", "eval_episodes", "checkpoint_every",
+                                                "keep_checkpoints", "log_every"), 1))
         if args.resume:
             spec, resume = spec_from_resume(args), True
         else:
@@ -201,8 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not resume:
             print(f"run {spec.out}: {spec.env_id}, seed {spec.seed}, {spec.steps} steps, "
                   f"reward_scale {spec.config.reward_scale}, preset "
-                  f"{spec.preset or ('(from --init-from)' if spec.init_from else TASK_PRESETS.get(_base(spec.env_id), 'code'))}")
-        summary = host_loop.train(spec, resume=resume)
+                  f"{spec.preset or ('(from --init-from)' if spec.init_from else task_preset(spec.env_id))}")
+        try:
+            summary = host_loop.train(spec, resume=resume)
+        finally:  # also after a stop: the curve up to it
+            plots.plot_learning_curve(spec.out, title=f"SQL on {spec.env_id}, seed {spec.seed}")
     except cli.HANDLED_ERRORS as e:
         return cli.report_error(e, "interrupted; continue with --resume from the last checkpoint")
     ev = summary["last_eval"]

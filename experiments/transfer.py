@@ -181,17 +181,10 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.
 
 
 def make_plan(args) -> Plan:
-    for name in ("pretrain_steps", "finetune_steps", "seeds", "eval_episodes", "keep_checkpoints",
-                 "bootstrap_reps"):
-        if getattr(args, name) < 1:
-            raise RunError(f"{cli.flag(name)} must be an integer >= 1, got {getattr(args, name)}")
-    for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("anneal_steps", 0),
-                        ("log_every", 1), ("devices", 1)):
-        v = getattr(args, name)
-        if v is not None and v < least:
-            raise RunError(f"{cli.flag(name)} must be an integer >= {least}, got {v}")
-    if args.first_seed < 0:
-        raise RunError(f"--first-seed must be >= 0, got {args.first_seed}")
+    cli.check_at_least(args, {
+        **dict.fromkeys(("pretrain_steps", "finetune_steps", "seeds", "eval_episodes",
+                         "keep_checkpoints", "bootstrap_reps", "log_every", "devices"), 1),
+        **dict.fromkeys(("eval_every", "checkpoint_every", "anneal_steps", "first_seed"), 0)})
     if args.noise_bank_size < 0:
         raise RunError(f"--noise-bank-size must be >= 0 (0: off), got {args.noise_bank_size}")
     if not 0 < args.anneal_fraction <= 1:

@@ -1,7 +1,6 @@
 """The compiled training loop on the multi-goal task: mechanics (fast) and learning (slow)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -20,8 +20,8 @@ bootstraps from the next state's value.
 :func:`train` is the whole run around that step: evaluation on a separate env with its
 own RNG (stochastic and deterministic, xi = 0), ``metrics.csv`` and a TensorBoard event
 file, checkpoints holding the learner, the replay buffer, the RNG key and the counters
-(written atomically, the last few kept), resume from the last complete checkpoint, and
-a learning-curve plot. Its errors are :class:`RunError` (bad input, one readable line)
+(written atomically, the last few kept), and resume from the last complete checkpoint
+(``experiments.plots.plot_learning_curve`` draws the run's curves). Its errors are :class:`RunError` (bad input, one readable line)
 and :class:`NonFiniteError` (divergence).
 """
 
@@ -47,18 +47,17 @@ from flax import struct
 
 import sqljax
 from sqljax import replay
-from sqljax.envs.gym_adapter import EnvError, GymEnv, make_env, resolve_env_id
+from sqljax.envs.gym_adapter import GymEnv, make_env
 
 __all__ = [
     "Carry", "NonFiniteError", "RunError", "RunSpec", "StepFns", "checkpoint_dirs",
     "evaluate", "find_checkpoint", "latest_checkpoint", "load_run_checkpoint",
-    "make_act_eval", "make_step_fns", "plot_learning_curve", "train", "truncate_csv",
+    "make_act_eval", "make_step_fns", "train", "truncate_csv",
 ]
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-CURVE_FILE = "learning_curve.png"
 CHECKPOINT_DIR = "checkpoints"
 RUN_FORMAT = "sqljax-run"
 _CKPT_RE = re.compile(r"^step_(\d+)$")
@@ -496,52 +495,6 @@ class _MetricsLog:
         self.tb.close()
 
 
-def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:
-    """learning_curve.png from metrics.csv: training episode returns and the stochastic
-    and deterministic evaluation returns against env steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-
-    def series(col):
-        xs, ys = [], []
-        for r in rows:
-            if r.get(col) not in (None, ""):
-                xs.append(int(r["step"]))
-                ys.append(float(r[col]))
-        return np.array(xs), np.array(ys)
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    x, y = series("episode_return")
-    if len(x):
-        ax.plot(x, y, color="0.6", lw=1, label="training episodes (mean per log)")
-    for col, style, label in (("eval_return", "o-", "evaluation, stochastic"),
-                              ("eval_return_det", "s--", "evaluation, deterministic (ξ = 0)")):
-        x, y = series(col)
-        if len(x):
-            ax.plot(x, y, style, ms=3, label=label)
-            x_std, s = series(col + "_std")
-            if len(x_std) == len(x):
-                ax.fill_between(x, y - s, y + s, alpha=0.15)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("return (unscaled)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    out = Path(run_dir) / CURVE_FILE
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
 def _fmt(x: float | None, digits: int = 1) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -731,7 +684,6 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
         env.close()
         for e in eval_envs or []:
             e.close()
-        plot_learning_curve(run_dir, title=f"SQL on {spec.env_id}, seed {spec.seed}")
     return {"env_steps": env_steps, "episodes": episodes, "updates": int(carry.agent.step),
             "last_eval": last_eval, "checkpoint": str(last_ckpt) if last_ckpt else None,
             "run_dir": str(run_dir)}

@@ -38,12 +38,11 @@ from the seed's key (:func:`load_init_states`). A multi-seed checkpoint pairs th
 seeds: seed ``i`` starts from the pretrained seed ``i``; a single learner (e.g. from
 ``experiments.train``) starts every seed. Gymnasium environments only.
 
-Checkpoints. ``sqljax.load_checkpoint`` restores a learner shaped by ``sqljax.init``, so it
-cannot restore a stacked learner; a run checkpoint therefore stores the first seed's
-learner as its main item (``sqljax.load_checkpoint(ckpt)`` returns that seed, usable by
-any single-learner tool) and the whole stacked carry (learners, filled part of the
-replay buffers, keys, env states) as its extra item; :func:`load_seed_states` returns the
-stacked learners.
+Checkpoints. A run checkpoint stores the first seed's learner as its main item
+(``sqljax.load_checkpoint(ckpt)`` returns that seed, usable by any single-learner tool)
+and the whole stacked carry (learners, filled part of the replay buffers, keys, env
+states; not the per-metric sums, which are zero at every checkpoint) as its extra item;
+:func:`load_seed_states` returns the stacked learners.
 
 Layout of a run directory::
 
@@ -572,7 +571,7 @@ def train(spec: MultiSeedSpec, resume: bool = False,
     ``checkpoint`` and ``run_dir``, ``n_devices``.
     """
     _check_schedule(spec)
-    spec.env_id = resolve_env_id(spec.env_id)
+    spec = dataclasses.replace(spec, env_id=resolve_env_id(spec.env_id))
     mesh, sh, rep = _mesh_for(spec)
     if spec.env_id in JAX_NATIVE_ENVS:
         if spec.init_from is not None:
@@ -603,6 +602,15 @@ class _Run:
         self.columns = columns
         self.evals: list[dict[str, Any]] = []
         self.rates: list[float] = []
+
+    def restore(self, init_one: Callable, sharding: NamedSharding):
+        """The stacked carry of the checkpoint resumed from (``init_one``: key -> one
+        seed's fresh carry, for the shapes), its counters, and from them the env steps
+        per seed, the evaluation index and the wall time so far."""
+        keys = jax.ShapeDtypeStruct((self.spec.n_seeds, 2), jnp.uint32)
+        carry, counters = _restore(self.ckpt, jax.eval_shape(jax.vmap(init_one), keys), sharding)
+        return (carry, counters, int(counters["env_steps"]), int(counters.get("eval_index", 0)),
+                float(counters.get("wall_time", 0.0)))
 
     def open(self, counters: dict[str, Any] | None) -> None:
         spec = self.spec
@@ -725,12 +733,8 @@ def _train_gym(spec, resume, log, mesh, sh, rep) -> dict[str, Any]:
     bar = None
     try:
         if resume:
-            empty = jax.eval_shape(jax.vmap(prog.init_one), jax.ShapeDtypeStruct((n, 2), jnp.uint32))
-            carry, counters = _restore(run.ckpt, empty, sh)
-            env_steps = int(counters["env_steps"])
+            carry, counters, env_steps, eval_index, wall_before = run.restore(prog.init_one, sh)
             episodes = [int(e) for e in counters["episodes"]]
-            eval_index = int(counters.get("eval_index", 0))
-            wall_before = float(counters.get("wall_time", 0.0))
             log(f"resuming {spec.out} from {run.ckpt.name}: {env_steps} env steps per seed "
                 "(the environments start new episodes)")
             run.open(counters)
@@ -824,7 +828,7 @@ def _train_gym(spec, resume, log, mesh, sh, rep) -> dict[str, Any]:
                 run.logs.write(spec.seed_ids[p], dict(rows[p], wall_time=wall))
             run.logs.flush()
             if ckpt_due:
-                all_episodes = _gather_counts(episodes, local, n)
+                all_episodes = _gather_counts(episodes, local)
                 run.checkpoint(carry, {"env_steps": env_steps, "episodes": all_episodes,
                                        "eval_index": eval_index, "wall_time": wall})
             bar.update(bar_pending)
@@ -844,16 +848,11 @@ def _train_gym(spec, resume, log, mesh, sh, rep) -> dict[str, Any]:
     return _result(spec, run, env_steps, carry.agent, mesh)
 
 
-def _gather_counts(values: list[int], local: list[int], n: int) -> list[int]:
+def _gather_counts(values: list[int], local: list[int]) -> list[int]:
     """Per-seed host counters (each process knows its own seeds') as a full list."""
-    if jax.process_count() == 1:
-        return [int(v) for v in values]
-    from jax.experimental import multihost_utils
-
-    mine = np.zeros(n, np.int64)
-    for p in local:
-        mine[p] = values[p]
-    return [int(v) for v in np.sum(multihost_utils.process_allgather(mine), axis=0)]
+    if jax.process_count() > 1:
+        values = _gather_rows(np.asarray(values, np.int64), local)
+    return [int(v) for v in values]
 
 
 def _evaluate_gym(agents, act_eval, eval_envs, eval_keys, eval_index, spec, n, sh, rep,
@@ -972,12 +971,8 @@ def _train_jax(spec, resume, log, mesh, sh, rep) -> dict[str, Any]:
     bar = None
     try:
         if resume:
-            empty = jax.eval_shape(jax.vmap(prog.init_one), jax.ShapeDtypeStruct((n, 2), jnp.uint32))
-            carry, counters = _restore(run.ckpt, empty, sh)
-            env_steps = int(counters["env_steps"])
+            carry, counters, env_steps, eval_index, wall_before = run.restore(prog.init_one, sh)
             episodes = np.asarray(counters["episodes"], np.int64)
-            eval_index = int(counters.get("eval_index", 0))
-            wall_before = float(counters.get("wall_time", 0.0))
             if env_steps % chunk:
                 raise RunError(f"cannot resume at env step {env_steps} with chunks of {chunk} steps; "
                                "keep --log-every, --eval-every and --checkpoint-every as before")
