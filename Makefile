@@ -21,7 +21,7 @@ FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-si
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer clean
+.PHONY: install test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
 
 install: $(STAMP)
 
@@ -63,6 +63,15 @@ finetune: install
 
 transfer: install
 	$(PY) -m experiments.transfer $(ARGS)
+
+# One results cell: TASK (required), PRESET (code), SEEDS (3), STEPS (300000); trains or
+# resumes runs/results/<task>/<preset>, then writes results/, zoo/ and the table.
+results: install
+	$(if $(filter command line,$(origin TASK)),,$(error make results needs TASK=..., e.g. TASK=Hopper))
+	$(PY) -m experiments.results run --task $(TASK) $(if $(PRESET),--preset $(PRESET)) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS)) $(if $(STEPS),--steps $(STEPS)) $(ARGS)
+
+results-table: install
+	$(PY) -m experiments.results table
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-episode-steps", type=int, help="time limit (default: the config's, "
                    "capped by the env's own)")
     p.add_argument("--video", help="MP4 path (default: <run>/videos/<checkpoint>_<mode>.mp4)")
+    p.add_argument("--frames", metavar="PNG", help="also write a strip of --n-frames evenly spaced "
+                   "frames of the recorded episode to this PNG")
+    p.add_argument("--n-frames", type=int, default=5, help="frames in the --frames strip (default 5)")
     p.add_argument("--no-video", action="store_true", help="do not render")
     p.add_argument("--width", type=int, default=480, help="video width (default 480)")
     p.add_argument("--height", type=int, default=360, help="video height (default 360)")
@@ -83,10 +86,20 @@ def _render_env(env_id: str, limit: int | None, width: int, height: int, pretty:
     return env, None
 
 
+def write_frame_strip(frames: Sequence[np.ndarray], path: Path, n: int) -> Path:
+    """One PNG of ``n`` evenly spaced frames side by side (first to last)."""
+    import imageio.v2 as imageio
+
+    picks = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.imwrite(path, np.concatenate([np.asarray(frames[i]) for i in picks], axis=1))
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        cli.check_at_least(args, {"episodes": 1})
+        cli.check_at_least(args, {"episodes": 1, "n_frames": 1})
         ckpt = host_loop.find_checkpoint(args.ckpt)
         meta = sqljax.read_checkpoint_metadata(ckpt)
         saved_env = meta.get("metadata", {}).get("env_id")
@@ -141,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fps = int(round(1.0 / getattr(envs[0].env.unwrapped, "dt", 1 / 30)))
         imageio.mimsave(path, [np.asarray(f) for f in res["frames"]], fps=fps, macro_block_size=8)
         print(f"video ({record}, episode 1, return {res[record][0]:.1f}): {path}")
+        if args.frames:
+            print(f"frames: {write_frame_strip(res['frames'], Path(args.frames), args.n_frames)}")
     return 0
 
 

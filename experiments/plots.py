@@ -106,12 +106,18 @@ def plot_learning_curve(run_dir: str | Path, title: str = "") -> Path | None:
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None, stat: str = "iqm",
              show_seeds: bool = True) -> Path:
-    """curves.png of one run: stochastic (solid) and deterministic (dashed) evaluation,
-    ``stat`` across seeds with its CI band, and each seed's curve as a thin line."""
-    plt = _pyplot()
+    """curves.png of one run (from its summary.json): see :func:`plot_summary`."""
     run_dir = Path(run_dir)
-    s = load_summary(run_dir)
     out = Path(out) if out is not None else run_dir / "curves.png"
+    return plot_summary(load_summary(run_dir), out, stat, show_seeds)
+
+
+def plot_summary(s: dict, out: str | Path, stat: str = "iqm", show_seeds: bool = True) -> Path:
+    """Stochastic (solid) and deterministic (dashed) evaluation curves of a summary
+    (``experiments.bench``'s summary.json layout): ``stat`` across seeds with its CI band,
+    and each seed's curve as a thin line."""
+    plt = _pyplot()
+    out = Path(out)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for mode, color, style in (("stochastic", "C0", "-"), ("deterministic", "C1", "--")):
         curve = s["curves"].get(mode)

@@ -5,7 +5,7 @@ compile as is. Environments live in `sqljax.envs` (gymnasium is imported only th
 """
 
 from sqljax import replay
-from sqljax.checkpoint import (CheckpointError, load_checkpoint, load_extra,
+from sqljax.checkpoint import (CheckpointError, export_learner, load_checkpoint, load_extra,
                                read_checkpoint_metadata, save_checkpoint)
 from sqljax.config import PRESETS, TASK_REWARD_SCALES, SQLConfig, task_reward_scale
 from sqljax.kernel import KernelOutput, median_bandwidth, rbf_kernel
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch", "CheckpointError", "KernelOutput", "PRESETS", "QFunction", "SQLConfig",
-    "SQLState", "Sampler", "TASK_REWARD_SCALES", "UPDATE_METRICS", "finetune_state", "init", "load_checkpoint",
+    "SQLState", "Sampler", "TASK_REWARD_SCALES", "UPDATE_METRICS", "export_learner", "finetune_state", "init", "load_checkpoint",
     "load_extra", "median_bandwidth", "noise_bank_size_at", "q_apply", "q_values",
     "rbf_kernel", "read_checkpoint_metadata", "replay", "reward_scale_at", "sample_actions",
     "sampler_apply", "sampler_svgd_gradient", "save_checkpoint", "soft_value",

@@ -6,6 +6,14 @@ Layout of a checkpoint directory:
     <path>/state/        orbax checkpoint of the learner state (arrays only)
     <path>/extra/        optional orbax checkpoint of a caller's pytree (replay, counters)
 
+A learner export (`export_learner`) is the compact form for sharing a trained agent:
+    <path>/sqljax.json     as above, with "kind": "learner"
+    <path>/learner.msgpack the parameters (Q, target Q, sampler), noise bank, update
+                           count and key, in flax's msgpack encoding (no pickle)
+It drops the Adam moments and anything a run keeps beside the learner (replay, env
+state, counters); `load_checkpoint` gives it back as a full `SQLState` whose optimiser
+states are fresh, which is what evaluation and fine-tuning (`finetune_state`) need.
+
 A checkpoint is written into a hidden sibling directory and renamed into place once
 complete, so a process killed mid-write never leaves a half-written `<path>`.
 """
@@ -25,11 +33,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from sqljax.config import SQLConfig
-from sqljax.update import SQLState, init
+from sqljax.update import SQLState, init, q_optimizer, sampler_optimizer
 
 FORMAT = "sqljax-checkpoint"
 VERSION = 1
 META_FILE = "sqljax.json"
+LEARNER_FILE = "learner.msgpack"
+LEARNER_FIELDS = ("q_params", "target_q_params", "sampler_params", "noise_bank", "step", "key")
 
 
 class CheckpointError(ValueError):
@@ -68,24 +78,64 @@ def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,
     replacing any checkpoint there, atomically. Returns the path."""
     if not isinstance(state, SQLState):
         raise TypeError(f"save_checkpoint expects an SQLState, got {type(state).__name__}")
-    path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
+
+    def write(tmp: Path) -> None:
         _save_tree(tmp / "state", _to_host(flax.serialization.to_state_dict(state)))
         if extra is not None:
             _save_tree(tmp / "extra", _to_host(flax.serialization.to_state_dict(extra)))
-        meta = {
-            "format": FORMAT,
-            "version": VERSION,
-            "config": state.config.to_dict(),
-            "obs_dim": state.obs_dim,
-            "action_dim": state.action_dim,
-            "batch_shape": list(state.step.shape),
-            "has_extra": extra is not None,
-            "metadata": metadata or {},
-        }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        _write_meta(tmp, state, metadata, has_extra=extra is not None)
+
+    return _write_atomically(Path(path), write)
+
+
+def export_learner(path: str | os.PathLike, state: SQLState,
+                   metadata: dict[str, Any] | None = None) -> Path:
+    """Write the compact export of one learner (see the module docstring) to `path`,
+    atomically, replacing any checkpoint there. `state` must be a single learner (no
+    leading seed axis: index a vmapped state first). Returns the path.
+
+    For the default network sizes an export is a few hundred kB (HalfCheetah ~0.25 MB,
+    Ant ~0.45 MB): the parameters three times over (Q, target, sampler), nothing else.
+    """
+    if not isinstance(state, SQLState):
+        raise TypeError(f"export_learner expects an SQLState, got {type(state).__name__}")
+    if np.ndim(state.step):
+        raise ValueError(f"export_learner takes one learner; this state has leading axes "
+                         f"{tuple(np.shape(state.step))} (select one seed first)")
+    arrays = _to_host({f: getattr(state, f) for f in LEARNER_FIELDS})
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        (tmp / LEARNER_FILE).write_bytes(flax.serialization.msgpack_serialize(arrays))
+        _write_meta(tmp, state, metadata, has_extra=False, kind="learner")
+
+    return _write_atomically(Path(path), write)
+
+
+def _write_meta(directory: Path, state: SQLState, metadata: dict[str, Any] | None,
+                has_extra: bool, kind: str = "state") -> None:
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "config": state.config.to_dict(),
+        "obs_dim": state.obs_dim,
+        "action_dim": state.action_dim,
+        "batch_shape": list(np.shape(state.step)),
+        "has_extra": has_extra,
+        "metadata": metadata or {},
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def _write_atomically(path: Path, write) -> Path:
+    """Run `write(tmp)` on a hidden sibling directory of `path`, then rename it into place
+    (replacing what is at `path`), so that `path` is always absent or complete."""
+    path = path.absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        write(tmp)
         _fsync_dir(tmp)
         if path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
@@ -134,7 +184,10 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if meta.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {meta.get('version')}, "
                               f"this sqljax reads version {VERSION}")
-    if not (path / "state").is_dir():
+    if meta.get("kind", "state") == "learner":
+        if not (path / LEARNER_FILE).is_file():
+            raise CheckpointError(f"{path} is incomplete: {LEARNER_FILE} is missing")
+    elif not (path / "state").is_dir():
         raise CheckpointError(f"{path} is incomplete: the state/ directory is missing")
     return meta
 
@@ -150,6 +203,8 @@ def load_checkpoint(path: str | os.PathLike) -> SQLState:
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}/{META_FILE} has an invalid config or sizes: {e}") from None
     batch_shape = tuple(int(n) for n in meta.get("batch_shape", []))
+    if meta.get("kind", "state") == "learner":
+        return _load_learner(Path(path), config, obs_dim, action_dim)
     template = jax.eval_shape(lambda: _stacked_init(config, obs_dim, action_dim, batch_shape))
     like = flax.serialization.to_state_dict(template)
     try:
@@ -159,6 +214,33 @@ def load_checkpoint(path: str | os.PathLike) -> SQLState:
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     state = flax.serialization.from_state_dict(template, restored)
     return jax.tree.map(jax.numpy.asarray, state)
+
+
+def _load_learner(path: Path, config: SQLConfig, obs_dim: int, action_dim: int) -> SQLState:
+    """A full SQLState from a learner export: stored arrays, fresh optimiser states."""
+    fresh = init(jax.random.PRNGKey(0), config, obs_dim, action_dim)
+    try:
+        stored = flax.serialization.msgpack_restore((path / LEARNER_FILE).read_bytes())
+        like = {f: flax.serialization.to_state_dict(getattr(fresh, f)) for f in LEARNER_FIELDS}
+        if not isinstance(stored, dict) or set(stored) != set(LEARNER_FIELDS):
+            raise ValueError(f"expected the fields {', '.join(LEARNER_FIELDS)}")
+        for name in LEARNER_FIELDS:
+            want = jax.tree_util.tree_flatten_with_path(like[name])[0]
+            got = jax.tree_util.tree_flatten_with_path(stored[name])[0]
+            if [k for k, _ in want] != [k for k, _ in got]:
+                raise ValueError(f"{name} has a different structure than the config's networks")
+            for (keypath, w), (_, g) in zip(want, got):
+                if np.shape(g) != np.shape(w) or np.asarray(g).dtype != np.asarray(w).dtype:
+                    raise ValueError(f"{name}{jax.tree_util.keystr(keypath)} is {np.asarray(g).dtype}"
+                                     f"{list(np.shape(g))}, expected {np.asarray(w).dtype}{list(np.shape(w))}")
+    except Exception as e:  # msgpack raises several types for damaged data
+        raise CheckpointError(f"could not restore the learner from {path}: "
+                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    parts = {f: jax.tree.map(jax.numpy.asarray, flax.serialization.from_state_dict(
+        getattr(fresh, f), stored[f])) for f in LEARNER_FIELDS}
+    return fresh.replace(**parts,
+                         q_opt_state=q_optimizer(config).init(parts["q_params"]),
+                         sampler_opt_state=sampler_optimizer(config).init(parts["sampler_params"]))
 
 
 def _stacked_init(config: SQLConfig, obs_dim: int, action_dim: int, batch_shape: tuple[int, ...]):

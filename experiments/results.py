@@ -1,0 +1,387 @@
+"""The results table and the zoo of trained agents, built up one cell at a time.
+
+A *cell* is one task and preset trained for N seeds in lockstep (``experiments.bench``).
+Its small artifacts live in the repository:
+
+    results/<task>/<preset>/cell.json    command, config, schedule, hardware, physics,
+                                         final returns (mean, IQM, 95 % CIs), throughput
+    results/<task>/<preset>/curves.csv   per-seed evaluation returns at every evaluation
+                                         point, stochastic and deterministic
+    results/<task>/<preset>/curves.png   IQM across seeds with its CI band, and each seed
+    results/<task>/<preset>/notes.md     optional, written by hand: why a cell learns less
+                                         than the published figures, from its runs
+    results/README.md                    the table of all cells (generated)
+    zoo/<task>/<preset>/seed<i>/         each seed's final learner (``sqljax.export_learner``)
+
+    python -m experiments.results run --task Hopper --preset code --seeds 3 --steps 300000
+    python -m experiments.results collect runs/results/Hopper/code   # cell files + zoo
+    python -m experiments.results table            # regenerate results/README.md
+    python -m experiments.results table --check    # exit 1 if README.md is stale
+
+``run`` trains into ``runs/results/<task>/<preset>`` (resuming it if it holds a checkpoint),
+then collects the cell and refreshes the table. The table is a function of the committed
+``cell.json`` and ``curves.csv`` files alone (the bootstrap is seeded), so anyone can
+regenerate it and a test checks that the committed one is current.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import sqljax
+from experiments import cli, stats
+
+RESULTS_DIR = Path("results")
+ZOO_DIR = Path("zoo")
+RUNS_DIR = Path("runs") / "results"
+EVAL_EVERY = 10_000
+EVAL_EPISODES = 5
+CHECKPOINT_EVERY = 25_000
+MODES = ("stochastic", "deterministic")
+CELL_FILE, CURVES_FILE, PLOT_FILE, NOTES_FILE = "cell.json", "curves.csv", "curves.png", "notes.md"
+REPS = 20_000
+
+#: Published figures to set a cell beside (facts from SQL_SPEC.md's reference section):
+#: an independent PyTorch SQL reproduction on gymnasium v4 (5 seeds, stochastic evaluation,
+#: read from its plots, about +-10 %) at 100k / 1M / 5M steps, and SAC at 1M on v3/v4.
+REFERENCE: dict[str, dict[str, Any]] = {
+    "HalfCheetah": {"sql": {100_000: "2500–3500", 1_000_000: "6300", 5_000_000: "7500"},
+                    "sac_1m": "9600–12000"},
+    "Hopper": {"sql": {100_000: "300–500", 1_000_000: "2500", 5_000_000: "2700"},
+               "sac_1m": "2300–3500"},
+    "Walker2d": {"sql": {1_000_000: "2500", 5_000_000: "3150"}, "sac_1m": "3600–5000"},
+    "Ant": {"sql": {1_000_000: "2000", 5_000_000: "3500"}, "sac_1m": "4600–5850"},
+    "Humanoid": {"sql": {1_000_000: "5200", 5_000_000: "unstable"}, "sac_1m": "5000–6200"},
+}
+
+
+# ------------------------------------------------------------------------ collecting a cell
+
+def task_name(env_id: str) -> str:
+    """The cell's task name: the short name of a known task (``Hopper-v5`` -> ``Hopper``)."""
+    from sqljax.envs.gym_adapter import SHORT_NAMES, short_name
+
+    return next((k for k, v in sorted(SHORT_NAMES.items()) if v == env_id), short_name(env_id))
+
+
+def bench_command(run: dict[str, Any]) -> list[str]:
+    """The ``experiments.bench`` arguments that reproduce a run from its run record."""
+    seeds = list(run["seed_ids"])
+    argv = ["--env", str(run["env_id"]), "--seeds", str(len(seeds)), "--steps", str(run["steps"]),
+            "--preset", str(run["preset"]), "--eval-every", str(run["eval_every"]),
+            "--eval-episodes", str(run["eval_episodes"])]
+    if seeds[0]:
+        argv += ["--first-seed", str(seeds[0])]
+    if run.get("base_seed"):
+        argv += ["--seed", str(run["base_seed"])]
+    return argv
+
+
+def read_curves(run_dir: Path, seed_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Rows (step, seed, stochastic, deterministic) at the evaluation points of every seed."""
+    from experiments.bench import eval_table
+
+    tables = {mode: eval_table(run_dir, seed_ids, mode) for mode in MODES}
+    steps = sorted(set(tables["stochastic"][0].tolist()) & set(tables["deterministic"][0].tolist()))
+    rows = []
+    for step in steps:
+        for j, sid in enumerate(seed_ids):
+            row: dict[str, Any] = {"step": int(step), "seed": int(sid)}
+            for mode, (s, returns) in tables.items():
+                row[mode] = float(returns[j, list(s).index(step)])
+            rows.append(row)
+    return rows
+
+
+def write_curves_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["step", "seed", *MODES])
+        for r in rows:
+            w.writerow([r["step"], r["seed"], *(f"{r[m]:.2f}" for m in MODES)])
+
+
+def load_curves(path: Path) -> tuple[np.ndarray, list[int], dict[str, np.ndarray]]:
+    """Evaluation steps (S,), seed ids, and per mode the returns (num_seeds, S)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = sorted({int(r["step"]) for r in rows})
+    seeds = sorted({int(r["seed"]) for r in rows})
+    out = {m: np.full((len(seeds), len(steps)), np.nan) for m in MODES}
+    for r in rows:
+        i, j = seeds.index(int(r["seed"])), steps.index(int(r["step"]))
+        for m in MODES:
+            out[m][i, j] = float(r[m])
+    return np.asarray(steps, np.int64), seeds, out
+
+
+def hardware() -> dict[str, Any]:
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    dev = jax.devices()[0]
+    return {"platform": dev.platform, "device": dev.device_kind, "n_devices": jax.device_count(),
+            "cpu": cpu, "cpu_cores": os.cpu_count()}
+
+
+def physics(env_id: str) -> str:
+    import gymnasium
+    import mujoco
+
+    return f"gymnasium {gymnasium.__version__} {env_id}, MuJoCo {mujoco.__version__} on the host CPU"
+
+
+def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
+            zoo_dir: Path = ZOO_DIR, runner: str | None = None) -> Path:
+    """Write a finished (or stopped) run's cell files and export its seeds' final learners
+    to the zoo. Returns the cell directory."""
+    import jax
+
+    from experiments import bench
+    from sqljax.loops import multi_seed as ms
+
+    run_dir = Path(run_dir)
+    run = ms.read_run(run_dir)
+    seed_ids = [int(s) for s in run["seed_ids"]]
+    task, preset = task_name(run["env_id"]), str(run.get("preset") or run_dir.name)
+    rows = read_curves(run_dir, seed_ids)
+    if not rows:
+        raise cli.RunError(f"{run_dir} has no evaluation of every seed yet; nothing to collect")
+    cell_dir = results_dir / task / preset
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    write_curves_csv(cell_dir / CURVES_FILE, rows)
+
+    states = ms.load_seed_states(run_dir)
+    ckpt_meta = json.loads((ms.latest_checkpoint(run_dir) / "sqljax.json").read_text())
+    env_steps = int(ckpt_meta["metadata"].get("env_steps", rows[-1]["step"]))
+    summary = bench.summarize(run_dir, reps=REPS)
+    wall = [float(r["wall_time"]) for r in ms.read_metrics(run_dir, seed_ids[0]) if r.get("wall_time")]
+    cell = {
+        "task": task, "env_id": run["env_id"], "preset": preset, "label": run.get("label"),
+        "seed_ids": seed_ids, "base_seed": int(run.get("base_seed", 0)),
+        "steps": int(run["steps"]), "env_steps_done": env_steps,
+        "command": "python -m experiments.bench " + " ".join(bench_command(run)),
+        "runner": runner,
+        "evaluation": {"every": int(run["eval_every"]), "episodes_per_seed": int(run["eval_episodes"]),
+                       "stochastic": "fresh xi ~ N(0, I) every step (the authors' protocol)",
+                       "deterministic": "xi = 0", "returns": "unscaled, separate eval envs"},
+        "config": json.loads((run_dir / ms.CONFIG_FILE).read_text()),
+        "physics": physics(run["env_id"]), "hardware": hardware(),
+        "throughput": summary.get("throughput"),
+        "wall_time_s": max(wall) if wall else None,
+        "collected": time.strftime("%Y-%m-%d"),
+    }
+    (cell_dir / CELL_FILE).write_text(json.dumps(cell, indent=2) + "\n")
+    plot_cell(cell_dir)
+    for i, sid in enumerate(seed_ids):
+        learner = jax.tree.map(lambda x, i=i: np.asarray(x)[i], states)
+        at_export = {m: r[m] for r in rows if r["seed"] == sid and r["step"] == env_steps
+                     for m in MODES}
+        sqljax.export_learner(zoo_dir / task / preset / f"seed{sid}", learner, metadata={
+            "env_id": run["env_id"], "seed": sid, "env_steps": env_steps, "preset": preset,
+            "eval_return": at_export or None, "results": str(cell_dir), "command": cell["command"]})
+    return cell_dir
+
+
+def plot_cell(cell_dir: Path) -> Path:
+    """curves.png of a cell from its curves.csv."""
+    from experiments import plots
+
+    steps, seeds, returns = load_curves(cell_dir / CURVES_FILE)
+    cell = json.loads((cell_dir / CELL_FILE).read_text())
+    curves = {}
+    for m in MODES:
+        curve = stats.summarize_curve(steps, returns[m], ("mean", "iqm"), REPS)
+        curve["per_seed"] = {str(s): returns[m][i].tolist() for i, s in enumerate(seeds)}
+        curve["per_seed_step"] = steps.tolist()
+        curves[m] = curve
+    summary = {"env_id": cell["env_id"], "label": cell["preset"], "n_seeds": len(seeds),
+               "statistics": {"confidence": 0.95}, "curves": curves}
+    return plots.plot_summary(summary, cell_dir / PLOT_FILE)
+
+
+# ------------------------------------------------------------------------ the table
+
+def _fmt(est: dict[str, float]) -> str:
+    return f"{est['value']:.0f} [{est['ci_low']:.0f}, {est['ci_high']:.0f}]"
+
+
+def _steps_words(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def _reference(task: str, steps: int) -> str:
+    """The published SQL figures at the budgets around ``steps``."""
+    ref = REFERENCE.get(task)
+    if not ref:
+        return "—"
+    budgets = sorted(ref["sql"])
+    below = [b for b in budgets if b <= steps][-1:]
+    above = [b for b in budgets if b > steps][:1]
+    return "; ".join(f"{ref['sql'][b]} at {_steps_words(b)}" for b in below + above)
+
+
+def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
+    """One table row of a cell, and its notes (if any)."""
+    cell = json.loads((cell_dir / CELL_FILE).read_text())
+    steps, seeds, returns = load_curves(cell_dir / CURVES_FILE)
+    final = {m: stats.interval_estimates(returns[m][:, -1], ("iqm",), REPS)["iqm"] for m in MODES}
+    hw = cell["hardware"]
+    where = f"{hw['platform'].upper()}" + (f" ({hw['cpu_cores']} cores)" if hw["platform"] == "cpu" else
+                                            f" ({hw['device']})")
+    phys = "gymnasium (host MuJoCo)" if cell["physics"].startswith("gymnasium") else cell["physics"]
+    task = cell["task"]
+    row = [task, cell["preset"], _steps_words(int(steps[-1])), str(len(seeds)),
+           _fmt(final["stochastic"]), _fmt(final["deterministic"]),
+           _reference(task, int(steps[-1])), REFERENCE.get(task, {}).get("sac_1m", "—"),
+           f"{phys}, {where}", f"[curves]({task}/{cell['preset']}/{PLOT_FILE})"]
+    notes = cell_dir / NOTES_FILE
+    return row, notes.read_text().strip() if notes.is_file() else None
+
+
+HEADER = ["task", "preset", "steps", "seeds", "stochastic IQM [95 % CI]",
+          "deterministic IQM [95 % CI]", "SQL reproduction (v4)", "SAC at 1M", "physics, hardware",
+          "plot"]
+
+
+def render_table(results_dir: Path = RESULTS_DIR) -> str:
+    """results/README.md's text, from the cells' committed files alone."""
+    cells = sorted(p.parent for p in results_dir.glob(f"*/*/{CELL_FILE}"))
+    out = io.StringIO()
+    out.write("# Results\n\n<!-- generated by `make results-table` from the cells' cell.json and "
+              "curves.csv; do not edit by hand -->\n\n")
+    out.write("Evaluation return (unscaled) at the last evaluation point of each cell: the "
+              "interquartile mean over seeds of each seed's mean over its evaluation episodes, with "
+              "a 95 % stratified-bootstrap interval (with 3 seeds, the IQM is the mean and the "
+              "interval spans the seeds). *Stochastic*: the sampler with fresh ξ every step, the "
+              "authors' protocol and the one the published figures use; *deterministic*: ξ = 0. "
+              "Each cell's `cell.json` holds its command, config, schedule, hardware and wall "
+              "time; `curves.csv` every seed's curve; the trained learners are in "
+              "[`zoo/`](../zoo) (`make eval CKPT=zoo/<task>/<preset>/seed<i>`).\n\n")
+    out.write("| " + " | ".join(HEADER) + " |\n|" + "---|" * len(HEADER) + "\n")
+    notes = []
+    for cell_dir in cells:
+        row, note = cell_row(cell_dir)
+        out.write("| " + " | ".join(row) + " |\n")
+        if note:
+            notes.append(f"**{row[0]}, {row[1]}.** {note}")
+    if not cells:
+        out.write("| (no cells yet) |" + " |" * (len(HEADER) - 1) + "\n")
+    out.write("\nThe reference columns are not our runs: an independent PyTorch SQL reproduction "
+              "on gymnasium **v4** tasks (5 seeds, stochastic evaluation, read from its plots, "
+              "about ±10 %) at the budgets on either side of the cell's, and SAC at 1M steps on "
+              "v3/v4, for scale. Our cells run the **v5** tasks (same models and rewards as v4 up to "
+              "v5's fixes), with fewer seeds and fewer steps; compare shapes and orders of "
+              "magnitude, not digits.\n")
+    if notes:
+        out.write("\n## Notes on the cells\n\n" + "\n\n".join(notes) + "\n")
+    return out.getvalue()
+
+
+def write_table(results_dir: Path = RESULTS_DIR) -> Path:
+    path = results_dir / "README.md"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_table(results_dir))
+    return path
+
+
+# ------------------------------------------------------------------------ running a cell
+
+def run_cell(task: str, preset: str, seeds: int, steps: int, run_dir: Path | None = None,
+             progress: bool = True, bench_args: Sequence[str] = ()) -> Path:
+    """Train a cell (or resume it), collect it, export its learners and refresh the table.
+    ``bench_args``: further ``experiments.bench`` flags for a new run (they override the
+    cell schedule: evaluation every 10k steps, 5 episodes, a checkpoint every 25k)."""
+    from experiments import bench
+    from sqljax.envs.gym_adapter import resolve_env_id
+    from sqljax.loops import multi_seed as ms
+
+    env_id = resolve_env_id(task)
+    run_dir = run_dir or RUNS_DIR / task_name(env_id) / preset
+    flags = [] if progress else ["--no-progress"]
+    if (run_dir / ms.RUN_FILE).exists():
+        run = ms.read_run(run_dir)
+        if (run["env_id"], run.get("preset"), len(run["seed_ids"])) != (env_id, preset, seeds):
+            raise cli.RunError(f"{run_dir} holds {run['env_id']}/{run.get('preset')} with "
+                               f"{len(run['seed_ids'])} seeds, not {env_id}/{preset} with {seeds}; "
+                               "move it away or pick another --run-dir")
+        argv = ["--resume", str(run_dir), "--steps", str(steps), *flags]
+    else:
+        argv = ["--env", env_id, "--seeds", str(seeds), "--steps", str(steps), "--preset", preset,
+                "--out", str(run_dir), "--eval-every", str(EVAL_EVERY), "--eval-episodes",
+                str(EVAL_EPISODES), "--checkpoint-every", str(CHECKPOINT_EVERY), *flags, *bench_args]
+    status = bench.main(argv)
+    if status:
+        raise SystemExit(status)
+    runner = f"make results TASK={task} PRESET={preset} SEEDS={seeds} STEPS={steps}"
+    cell_dir = collect(run_dir, runner=runner)
+    write_table()
+    return cell_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.Parser(prog="python -m experiments.results",
+                   description="Results cells (task x preset, N seeds), the zoo of trained "
+                               "learners and the generated results table.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train (or resume) a cell, then collect it and refresh the table")
+    r.add_argument("--task", required=True, help="task short name or gymnasium id (Hopper, Walker2d, ...)")
+    r.add_argument("--preset", default="code", help="hyperparameter preset (default code)")
+    r.add_argument("--seeds", type=int, default=3, help="seeds in lockstep (default 3)")
+    r.add_argument("--steps", type=int, default=300_000, help="env steps per seed (default 300000)")
+    r.add_argument("--run-dir", help="run directory (default runs/results/<task>/<preset>)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c = sub.add_parser("collect", help="write a run's cell files and zoo exports")
+    c.add_argument("run_dir", help="an experiments.bench run directory")
+    c.add_argument("--runner", help="the command that produced the run, recorded in cell.json")
+    t = sub.add_parser("table", help="regenerate results/README.md from the committed cells")
+    t.add_argument("--check", action="store_true", help="exit 1 if results/README.md is not current")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            cli.check_at_least(args, {"seeds": 1, "steps": 1})
+            cell = run_cell(args.task, args.preset, args.seeds, args.steps,
+                            Path(args.run_dir) if args.run_dir else None, not args.no_progress)
+            print(f"cell {cell}; table {RESULTS_DIR / 'README.md'}")
+        elif args.command == "collect":
+            print(f"cell {collect(args.run_dir, runner=args.runner)}")
+            print(f"table {write_table()}")
+        else:
+            path = RESULTS_DIR / "README.md"
+            if args.check:
+                current = path.read_text() if path.is_file() else ""
+                if current != render_table():
+                    print(f"{path} is stale: run `make results-table`", file=sys.stderr)
+                    return 1
+                print(f"{path} is current")
+            else:
+                print(f"wrote {write_table()}")
+    except cli.HANDLED_ERRORS as e:
+        return cli.report_error(e, "interrupted; `make results` again resumes the cell")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
