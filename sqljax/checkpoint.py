@@ -132,6 +132,7 @@ def _write_atomically(path: Path, write) -> Path:
     """Run `write(tmp)` on a hidden sibling directory of `path`, then rename it into place
     (replacing what is at `path`), so that `path` is always absent or complete."""
     path = path.absolute()
+    _check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
@@ -149,6 +150,25 @@ def _write_atomically(path: Path, write) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _check_replaceable(path: Path) -> None:
+    """CheckpointError unless `path` is absent, an empty directory, or an earlier sqljax
+    checkpoint: saving never deletes what sqljax did not write."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink():
+        if not any(path.iterdir()):
+            return
+        try:
+            meta = json.loads((path / META_FILE).read_text())
+        except (OSError, ValueError):
+            meta = None
+        if isinstance(meta, dict) and meta.get("format") == FORMAT:
+            return
+        raise CheckpointError(f"refusing to save to {path}: it holds files that are not an sqljax "
+                              "checkpoint (pick another path or move them away)")
+    raise CheckpointError(f"refusing to save to {path}: it exists and is not a directory")
 
 
 def _fsync_dir(directory: Path) -> None:

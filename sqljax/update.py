@@ -170,14 +170,24 @@ def update_target(target_params: Params, q_params: Params, step: jax.Array, tau:
     return jax.tree.map(lambda n, t: jnp.where(due, n, t), new, target_params)
 
 
-def _check_batch(batch: Batch, obs_dim: int, action_dim: int) -> None:
+def _check_batch(batch: Batch, obs_dim: int, action_dim: int, batch_size: int) -> None:
+    """Trace-time checks of a batch against the learner: ranks, sizes, the config's
+    batch size, and floating dtypes (a bool `terminated` is accepted)."""
     chex.assert_rank([batch.obs, batch.action, batch.reward, batch.next_obs, batch.terminated],
                      [2, 2, 1, 2, 1])
     b = batch.obs.shape[0]
+    if b != batch_size:
+        raise ValueError(f"batch has {b} transitions but config.batch_size is {batch_size}: "
+                         "sample batches of the config's size (or change batch_size)")
     chex.assert_shape(batch.obs, (b, obs_dim))
     chex.assert_shape(batch.next_obs, (b, obs_dim))
     chex.assert_shape(batch.action, (b, action_dim))
     chex.assert_shape([batch.reward, batch.terminated], (b,))
+    for name in ("obs", "action", "reward", "next_obs", "terminated"):
+        dtype = jnp.asarray(getattr(batch, name)).dtype
+        if not (jnp.issubdtype(dtype, jnp.floating) or (name == "terminated" and dtype == jnp.bool_)):
+            raise TypeError(f"batch.{name} has dtype {dtype}; update takes floating-point arrays"
+                            + (" (or bool)" if name == "terminated" else ""))
 
 
 # Names of the scalar metrics `update` returns, in a fixed order (for logs and tables).
@@ -194,10 +204,17 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
     q_loss, q_mean, value_mean (soft value of next states), target_mean (TD target),
     kernel_bandwidth, svgd_norm (mean ‖φ‖ over batch and particles), sampler_grad_norm,
     reward_scale, noise_bank_size (the active K_xi of the fine-tuning noise bank, 0 if off).
+
+    Shapes, the batch size (must equal config.batch_size) and dtypes are checked when the
+    function is traced (ValueError / TypeError / chex's AssertionError). Values are not:
+    a NaN or inf in the batch (or a diverging learner) makes the metrics non-finite and
+    spreads into the parameters. Check `metrics["q_loss"]` (as sqljax's drivers do after
+    every update, stopping at the first non-finite one and naming it) before keeping a
+    state you care about.
     """
     cfg = state.config
     obs_dim, action_dim = state.obs_dim, state.action_dim
-    _check_batch(batch, obs_dim, action_dim)
+    _check_batch(batch, obs_dim, action_dim, cfg.batch_size)
     batch = Batch(*(jnp.asarray(x, jnp.float32) for x in batch))
     key, k_value, k_noise = jax.random.split(state.key, 3)
     hidden = cfg.hidden_sizes
@@ -264,6 +281,9 @@ def sample_actions(state: SQLState, obs: jax.Array, key: jax.Array,
     a uniformly chosen one of the bank's active vectors). deterministic=True: xi = 0.
     """
     cfg = state.config
+    if key is None and not deterministic:
+        raise ValueError("sample_actions needs a PRNG key for stochastic actions: pass a key "
+                         "(e.g. jax.random.key(0)), or deterministic=True for xi = 0")
     obs = jnp.asarray(obs, jnp.float32)
     chex.assert_axis_dimension(obs, -1, state.obs_dim)
     batch_shape = obs.shape[:-1]
