@@ -22,6 +22,7 @@ export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
+.PHONY: gpu-wheels bench-gpu
 
 install: $(STAMP)
 
@@ -63,6 +64,30 @@ finetune: install
 
 transfer: install
 	$(PY) -m experiments.transfer $(ARGS)
+
+# GPU benchmark on a machine with a CUDA jax and no package index (experiments/bench_gpu.py).
+# Here: `make gpu-wheels` fills $(WHEEL_DIR) with the wheels sqljax needs beyond the jax
+# stack (CPython 3.12, manylinux x86_64). There: `make bench-gpu` installs them into
+# $(GPU_SITE) and runs the benchmark with $(GPU_PY), never the venv. To try it here:
+#   JAX_PLATFORMS=cpu make bench-gpu GPU_PY=.venv/bin/python GPU_INSTALL=0 ARGS=--tiny
+WHEEL_DIR   ?= .whl
+GPU_PY      ?= python3
+GPU_SITE    ?= /tmp/site
+GPU_INSTALL ?= 1
+
+gpu-wheels:
+	PYTHON=$(PYTHON) scripts/gpu_wheels.sh $(WHEEL_DIR)
+
+bench-gpu:
+	@if [ "$(GPU_INSTALL)" = 1 ] && ls $(WHEEL_DIR)/*.whl >/dev/null 2>&1; then \
+	  echo "installing $$(ls $(WHEEL_DIR)/*.whl | wc -l) wheels from $(WHEEL_DIR) into $(GPU_SITE)"; \
+	  $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+	    --disable-pip-version-check --target $(GPU_SITE) $(WHEEL_DIR)/*.whl \
+	  || { echo "pip failed: unpacking the wheels instead"; mkdir -p $(GPU_SITE) && \
+	       $(GPU_PY) -c 'import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]' \
+	         $(GPU_SITE) $(WHEEL_DIR)/*.whl; }; \
+	fi
+	PYTHONPATH=$(CURDIR):$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m experiments.bench_gpu $(ARGS)
 
 # One results cell: TASK (required), PRESET (code), SEEDS (3), STEPS (300000); trains or
 # resumes runs/results/<task>/<preset>, then writes results/, zoo/ and the table.

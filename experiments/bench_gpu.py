@@ -1,0 +1,613 @@
+"""How fast sqljax runs on an accelerator: matmul rate, the update vmapped over seeds,
+and the compiled training loop, in one time-boxed run.
+
+    python -m experiments.bench_gpu [--tiny] [--seeds 1 16 64 256]
+                                    [--time-budget 420] [--out runs/bench/gpu.json]
+
+On a GPU machine with a CUDA jax (and flax, optax, chex, orbax) but no package index:
+first, on a machine with one, ``make gpu-wheels`` puts into ``.whl/`` the wheels that
+sqljax needs beyond that stack (flashbax, gymnasium and their requirements; the MuJoCo
+bindings for later). Carry ``.whl/`` with the working tree and there run
+``make bench-gpu``: it installs the wheels into ``/tmp/site`` with pip (no index, no
+dependencies) and runs this module with the machine's ``python3``; ``ARGS="..."`` passes
+flags. To check the whole path on a CPU (two to three minutes on two cores):
+``JAX_PLATFORMS=cpu make bench-gpu GPU_PY=.venv/bin/python GPU_INSTALL=0 ARGS=--tiny``.
+
+Figures, by section:
+
+1. **Device**: ``jax.devices()``, jax, jaxlib and CUDA plugin versions, the platform,
+   the default matmul precision, the device's memory, ``nvidia-smi``'s summary.
+2. **Matmul**: an N x N by N x N product (N = 8192; 512 with ``--tiny``), median of 10
+   calls after warm-up, as ``TFLOP/s`` = 2 N^3 / seconds / 1e12, in float32 at the
+   default precision (``float32_default``: what ``sqljax.update`` runs with; XLA may use
+   TF32 on NVIDIA GPUs), in float32 at ``highest`` precision (true float32) and in
+   bfloat16.
+3. **Update**: ``jax.jit(jax.vmap(sqljax.update))`` over S seeds (one learner and one
+   random batch per seed) at HalfCheetah size (obs 17, act 6) and Ant size (obs 105,
+   act 8), preset ``code``, then ``modern``. For each S:
+
+   * ``ms/call``: median wall time of one call (one update of each of the S seeds);
+   * ``updates/s``: S / that time, all seeds together;
+   * ``MFLOP/update``: XLA's FLOP count of the call (``compiled.cost_analysis()``) / S;
+   * ``TFLOP/s``: FLOPs of the call / its time; ``of f32 matmul``: that rate over the
+     ``float32_default`` matmul rate;
+   * ``scan ms/update``: the call's work done K times (K = 100; 10 with ``--tiny``) in
+     one jitted ``lax.scan``, wall time / K; ``scan updates/s`` = S K / wall time;
+     ``dispatch ms`` = ``ms/call`` - ``scan ms/update``: what each separate call costs
+     beyond its work (launch, host round trip), saved by taking updates in a scan;
+   * ``compile s``: compilation of both programs.
+
+4. **Training loop**: ``sqljax.loops.scan_loop`` on the multi-goal environment with the
+   ``multigoal`` preset, ``jax.vmap``-ed over S seeds: a warm-up chunk (which holds the
+   ``learning_starts`` steps without updates), then a timed chunk of C env steps per
+   seed (C = 2000; 200 with ``--tiny``), each step taking one update.
+   ``env steps/s`` = S C / seconds of the timed chunk (all seeds together); ``per seed``
+   = C / seconds; ``updates/seed (timed)`` checks that every timed step updated. The
+   replay capacity is the run's own length, 2 C transitions per seed, not the preset's
+   1e6, so that 256 seeds fit in memory (sampling is uniform over the filled part, at
+   the same cost at any capacity). Then the same with the ``code`` preset's learner
+   (batch 128, 16 SVGD particles) and the multi-goal episode length and
+   ``learning_starts``.
+
+Time: ``--time-budget`` seconds from the start of the process, compilation included.
+The run goes: device, matmul, update ``code``, loop ``multigoal``, update ``modern``,
+loop ``code``, each section ending by a set share of the budget. An item (one S of one
+size and preset) starts only if the previous item of its kind, 25% longer, fits in what
+is left of its section; the items skipped are tried again at the end if time remains,
+and the names of those still skipped are recorded. A watchdog stops the process (exit
+status 3) at the end of the budget, since a compilation cannot be interrupted. An item
+that fails (e.g. out of memory) is recorded under ``errors`` and the run goes on.
+
+Writes ``--out`` (default ``runs/bench/gpu.json``; ``complete`` is false until the end)
+and the tables as ``gpu.md`` beside it after every item, so a run cut short keeps what it
+measured, and copies both into ``$OUT`` when that variable is set. Prints the tables at
+the end.
+"""
+
+from __future__ import annotations
+
+import time
+
+PROCESS_START = time.perf_counter()  # the time budget counts from here, imports included
+
+import argparse
+import gc
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import traceback
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sqljax
+from experiments.bench_update import SIZES, flops_of, median_seconds, random_batch
+from sqljax.envs import multigoal
+from sqljax.loops import scan_loop
+
+#: Cumulative shares of the time budget at which each section must end. The last one
+#: leaves room for an item that runs longer than estimated: at the full budget a
+#: watchdog stops the run (what was measured is saved already).
+SECTION_ENDS = {"matmul": 0.15, "update": 0.50, "loop": 0.75, "update_extra": 0.84,
+                "loop_extra": 0.90, "retry": 0.95}
+#: An item is started only if the time left in its section exceeds the last similar
+#: item's wall time times this.
+GROWTH = 1.25
+
+
+class Sizes:
+    """Problem sizes of a full run (for a GPU) or of a ``--tiny`` one (a CPU check)."""
+
+    def __init__(self, tiny: bool):
+        self.matmul_n = 512 if tiny else 8192
+        self.matmul_reps = 10
+        self.scan_updates = 10 if tiny else 100
+        self.loop_chunk_steps = 200 if tiny else 2000
+        self.default_seeds = [1, 2] if tiny else [1, 16, 64, 256]
+        self.max_calls = 10 if tiny else 50  # timed calls per update measurement, at most
+        self.timing_s = 0.3 if tiny else 2.0  # seconds of timed calls per measurement, about
+
+
+class Clock:
+    """Seconds since the process started, against the budget and section deadlines."""
+
+    def __init__(self, budget_s: float):
+        self.budget_s = float(budget_s)
+
+    def now(self) -> float:
+        return time.perf_counter() - PROCESS_START
+
+    def left(self, section: str) -> float:
+        return SECTION_ENDS[section] * self.budget_s - self.now()
+
+
+class Report:
+    """The results, saved as JSON (and markdown into $OUT) after every change."""
+
+    def __init__(self, path: Path, settings: dict):
+        self.path = path
+        self.copy_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+        self.data: dict[str, Any] = {
+            "complete": False,
+            "settings": settings,
+            "device": {},
+            "matmul": {},
+            "update": [],
+            "loop": [],
+            "skipped": [],
+            "errors": [],
+        }
+        self.lock = threading.Lock()
+
+    def save(self) -> None:
+        with self.lock:
+            self.data["wall_seconds"] = time.perf_counter() - PROCESS_START
+            text = json.dumps(self.data, indent=2, default=str) + "\n"
+            table = markdown(self.data)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".json.tmp")
+            tmp.write_text(text)
+            tmp.replace(self.path)
+            self.path.with_suffix(".md").write_text(table)
+            if self.copy_dir is not None:
+                self.copy_dir.mkdir(parents=True, exist_ok=True)
+                (self.copy_dir / "gpu.json").write_text(text)
+                (self.copy_dir / "gpu.md").write_text(table)
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - PROCESS_START:6.1f}s] {message}", flush=True)
+
+
+class Item(NamedTuple):
+    """One measurement: ``measure()`` returns a row for ``report.data[kind]``."""
+
+    name: str
+    kind: str  # "matmul", "update" or "loop"
+    measure: Callable[[], dict]
+
+
+class Runner:
+    """Runs items within their section's share of the budget, keeps going past errors,
+    and keeps the items skipped for lack of time, to try again at the end."""
+
+    def __init__(self, report: Report, clock: Clock):
+        self.report, self.clock = report, clock
+        self.last_wall: dict[str, float] = {}  # per kind: wall seconds of the latest item
+        self.skipped: list[Item] = []
+
+    def run(self, section: str, items: Sequence[Item], log_skips: bool = True) -> None:
+        for item in items:
+            self.run_one(section, item, log_skips)
+
+    def run_one(self, section: str, item: Item, log_skips: bool = True) -> None:
+        report = self.report
+        estimate_s = self.last_wall.get(item.kind, 0.0) * GROWTH
+        left = self.clock.left(section)
+        if left < estimate_s or left <= 0:
+            self.skipped.append(item)
+            self.record_skipped()
+            if log_skips:
+                log(f"skip {item.name}: {left:.0f} s left in section {section}, "
+                    f"needs about {estimate_s:.0f} s")
+            return
+        t0 = time.perf_counter()
+        error = None
+        try:
+            row = item.measure()
+        except Exception as e:  # noqa: BLE001  (out of memory, a compiler error: keep going)
+            error = {"item": item.name, "error": f"{type(e).__name__}: {e}"[:2000],
+                     "traceback": traceback.format_exc()[-4000:]}
+        if error is not None:
+            gc.collect()  # the exception's frames are gone: free their device buffers
+            report.data["errors"].append(error)
+            report.save()
+            log(f"error in {item.name}: {error['error'][:300]}")
+            return
+        row["wall_s"] = self.last_wall[item.kind] = time.perf_counter() - t0
+        if item.kind == "matmul":
+            report.data["matmul"][row["name"]] = row
+        else:
+            report.data[item.kind].append(row)
+        report.save()
+        log(f"{item.name}: {describe(item.kind, row)}")
+
+    def retry_skipped(self, section: str) -> None:
+        items, self.skipped = self.skipped, []
+        if items:
+            log(f"trying again the {len(items)} items skipped for time")
+        self.record_skipped()
+        self.run(section, items, log_skips=False)
+        self.record_skipped()
+        if self.skipped:
+            log(f"{len(self.skipped)} items skipped for time: "
+                + ", ".join(item.name for item in self.skipped))
+
+    def record_skipped(self) -> None:
+        self.report.data["skipped"] = [item.name for item in self.skipped]
+        self.report.save()
+
+
+def describe(kind: str, r: dict) -> str:
+    """One log line's worth of a measurement."""
+    if kind == "matmul":
+        return f"{r['n']}^3 in {r['ms']:.3g} ms, {r['tflops_per_s']:.3g} TFLOP/s"
+    if kind == "update":
+        return (f"{r['ms_per_call']:.3g} ms/call, {r['updates_per_s']:.4g} updates/s, "
+                f"{r['tflops_per_s']:.3g} TFLOP/s; scan of {r['scan_updates_per_call']}: "
+                f"{r['scan_ms_per_update']:.3g} ms/update, {r['scan_updates_per_s']:.4g} "
+                f"updates/s (compile {r['compile_s']:.1f} + {r['scan_compile_s']:.1f} s)")
+    return (f"{r['env_steps_per_s']:.4g} env steps/s ({r['env_steps_per_s_per_seed']:.4g} "
+            f"per seed), compile {r['compile_s']:.1f} s")
+
+
+# --------------------------------------------------------------------------- 1. device
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def nvidia_smi() -> str | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit",
+             "--format=csv"], capture_output=True, text=True, timeout=20)
+        return out.stdout.strip() or out.stderr.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def _or_error(fn: Callable[[], Any]) -> Any:
+    """fn(), or its exception as a string (device details differ between versions)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001
+        return f"{type(e).__name__}: {e}"
+
+
+def device_info() -> dict:
+    devices = jax.devices()
+    first = devices[0]
+    plugins = {name: package_version(name) for name in
+               ("jax-cuda12-plugin", "jax-cuda12-pjrt", "jax-cuda13-plugin", "jax-cuda13-pjrt")}
+    return {
+        "devices": [str(d) for d in devices],
+        "device_count": len(devices),
+        "platform": first.platform,
+        "device_kind": first.device_kind,
+        "memory_bytes_limit": _or_error(lambda: (first.memory_stats() or {}).get("bytes_limit")),
+        "jax": jax.__version__,
+        "jaxlib": package_version("jaxlib"),
+        "cuda_plugins": {k: v for k, v in plugins.items() if v is not None},
+        "flax": package_version("flax"),
+        "optax": package_version("optax"),
+        "flashbax": package_version("flashbax"),
+        "default_matmul_precision": _or_error(lambda: str(jax.config.jax_default_matmul_precision)),
+        "python": platform.python_version(),
+        "host": platform.platform(),
+        "cpus": os.cpu_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "nvidia_smi": nvidia_smi(),
+    }
+
+
+# --------------------------------------------------------------------------- 2. matmul
+
+MATMUL_KINDS = {
+    # name: (dtype, precision)
+    "float32_default": (jnp.float32, None),
+    "float32_highest": (jnp.float32, jax.lax.Precision.HIGHEST),
+    "bfloat16": (jnp.bfloat16, None),
+}
+
+
+def matmul_tflops(name: str, n: int, reps: int, dtype, precision) -> dict:
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
+    product = jax.jit(partial(jnp.matmul, precision=precision))
+    seconds = median_seconds(product, (a, b), reps, warmup=3)
+    return {"name": name, "dtype": jnp.dtype(dtype).name, "precision": str(precision),
+            "n": n, "ms": seconds * 1e3, "tflops_per_s": 2 * n**3 / seconds / 1e12}
+
+
+# --------------------------------------------------------------------------- 3. update
+
+def flops_or_nan(compiled) -> float:
+    """XLA's FLOP count of a compiled call; NaN where the backend gives none."""
+    try:
+        return flops_of(compiled)
+    except Exception:  # noqa: BLE001  (cost_analysis differs between jax versions)
+        return float("nan")
+
+
+def stacked_learners(cfg: sqljax.SQLConfig, n_seeds: int, obs_dim: int, action_dim: int):
+    """S learners and S random batches, stacked on a leading seed axis."""
+    keys = jax.random.split(jax.random.key(0), n_seeds)
+    batch_keys = jax.random.split(jax.random.key(1), n_seeds)
+    states = jax.vmap(lambda k: sqljax.init(k, cfg, obs_dim, action_dim))(keys)
+    batches = jax.vmap(lambda k: random_batch(k, cfg.batch_size, obs_dim, action_dim))(batch_keys)
+    return states, batches
+
+
+def repeated_update(n_updates: int):
+    """state, batch -> (state after n_updates updates on batch, their metrics), one scan."""
+    def run(state, batch):
+        def one(s, _):
+            return sqljax.update(s, batch)
+        return jax.lax.scan(one, state, None, length=n_updates)
+    return run
+
+
+def timed_calls(fn, args, sizes: Sizes, most: int, least: int) -> float:
+    """Median seconds per call over ``least`` to ``most`` calls, as many as fit in about
+    ``sizes.timing_s``, after two untimed calls (the first one allocates memory)."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    probe = time.perf_counter() - t0
+    n = int(np.clip(sizes.timing_s / max(probe, 1e-6), least, most))
+    return median_seconds(fn, args, n, warmup=1)
+
+
+def measure_update(preset: str, size: str, n_seeds: int, sizes: Sizes,
+                   matmul_rate: float | None) -> dict:
+    cfg = sqljax.SQLConfig.preset(preset)
+    obs_dim, action_dim = SIZES[size]
+    states, batches = stacked_learners(cfg, n_seeds, obs_dim, action_dim)
+
+    t0 = time.perf_counter()
+    per_call = jax.jit(jax.vmap(sqljax.update)).lower(states, batches).compile()
+    compile_s = time.perf_counter() - t0
+    flops_per_call = flops_or_nan(per_call)
+    call_s = timed_calls(per_call, (states, batches), sizes, sizes.max_calls, 5)
+    del per_call
+
+    k = sizes.scan_updates
+    t0 = time.perf_counter()
+    scanned = jax.jit(jax.vmap(repeated_update(k))).lower(states, batches).compile()
+    scan_compile_s = time.perf_counter() - t0
+    scan_call_s = timed_calls(scanned, (states, batches), sizes, 10, 3)
+    del scanned, states, batches
+
+    tflops = flops_per_call / call_s / 1e12
+    scan_update_s = scan_call_s / k
+    return {
+        "preset": preset, "size": size, "obs_dim": obs_dim, "action_dim": action_dim,
+        "seeds": n_seeds, "batch_size": cfg.batch_size,
+        "ms_per_call": call_s * 1e3,
+        "updates_per_s": n_seeds / call_s,
+        "flops_per_call": flops_per_call,
+        "flops_per_update": flops_per_call / n_seeds,
+        "tflops_per_s": tflops,
+        "fraction_of_float32_matmul": tflops / matmul_rate if matmul_rate else None,
+        "compile_s": compile_s,
+        "scan_updates_per_call": k,
+        "scan_ms_per_call": scan_call_s * 1e3,
+        "scan_ms_per_update": scan_update_s * 1e3,
+        "scan_updates_per_s": n_seeds / scan_update_s,
+        "scan_tflops_per_s": flops_per_call / scan_update_s / 1e12,
+        "scan_compile_s": scan_compile_s,
+        "dispatch_ms_per_call": (call_s - scan_update_s) * 1e3,
+    }
+
+
+# --------------------------------------------------------------------------- 4. loop
+
+def loop_config(name: str) -> sqljax.SQLConfig:
+    """``multigoal``: the multi-goal preset; ``code``: the code preset's learner with the
+    multi-goal task's episode length and learning_starts."""
+    if name == "multigoal":
+        return sqljax.SQLConfig.preset("multigoal")
+    task = sqljax.SQLConfig.preset("multigoal")
+    return sqljax.SQLConfig.preset(name, max_episode_steps=task.max_episode_steps,
+                                   learning_starts=task.learning_starts)
+
+
+def measure_loop(config_name: str, n_seeds: int, chunk_steps: int) -> dict:
+    run_steps = 2 * chunk_steps  # one warm-up chunk, one timed chunk
+    cfg = loop_config(config_name).replace(replay_size=run_steps)
+    if cfg.learning_starts >= chunk_steps:
+        raise ValueError(f"learning_starts {cfg.learning_starts} must be below the "
+                         f"warm-up chunk's {chunk_steps} steps")
+    fns = scan_loop.make_train(cfg, multigoal.DEFAULT_PARAMS, total_steps=run_steps,
+                               chunk_steps=chunk_steps)
+    keys = scan_loop.seed_keys(jax.random.key(0), n_seeds)
+
+    t0 = time.perf_counter()
+    carries = jax.block_until_ready(jax.jit(jax.vmap(fns.init_carry))(keys))
+    init_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_chunk = jax.jit(jax.vmap(fns.run_chunk), donate_argnums=0).lower(carries).compile()
+    compile_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    carries, _ = jax.block_until_ready(run_chunk(carries))
+    warmup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    carries, metrics = jax.block_until_ready(run_chunk(carries))
+    timed_s = time.perf_counter() - t0
+    metrics = jax.device_get(metrics)
+    del carries, run_chunk
+
+    return {
+        "config": config_name, "seeds": n_seeds, "chunk_steps": chunk_steps,
+        "batch_size": cfg.batch_size, "kernel_n_particles": cfg.kernel_n_particles,
+        "hidden_sizes": list(cfg.hidden_sizes), "replay_capacity_per_seed": run_steps,
+        "env_steps_per_s": n_seeds * chunk_steps / timed_s,
+        "env_steps_per_s_per_seed": chunk_steps / timed_s,
+        "ms_per_env_step": timed_s / chunk_steps * 1e3,
+        "timed_chunk_s": timed_s,
+        "warmup_chunk_s": warmup_s,
+        "compile_s": compile_s,
+        "init_s": init_s,
+        "updates_per_seed_in_timed_chunk": float(np.mean(metrics["updates"])),
+        "q_loss_finite": bool(np.all(np.isfinite(metrics["q_loss"]))),
+    }
+
+
+# --------------------------------------------------------------------------- tables
+
+def _num(x, fmt: str = ".3g") -> str:
+    return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, fmt)
+
+
+def markdown(data: dict) -> str:
+    lines = []
+    d = data.get("device") or {}
+    if d:
+        lines += [f"device: {d.get('device_kind')} x{d.get('device_count')} ({d.get('platform')}), "
+                  f"jax {d.get('jax')}, jaxlib {d.get('jaxlib')}", ""]
+    if data.get("matmul"):
+        lines += ["| matmul | N | ms | TFLOP/s |", "|---|---:|---:|---:|"]
+        for name, r in data["matmul"].items():
+            lines.append(f"| {name} | {r['n']} | {_num(r['ms'])} | {_num(r['tflops_per_s'])} |")
+        lines.append("")
+    if data.get("update"):
+        lines += ["| preset | size | seeds | ms/call | updates/s | MFLOP/update | TFLOP/s | "
+                  "of f32 matmul | scan ms/update | scan updates/s | dispatch ms | compile s |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        settings = data["settings"]
+        order = lambda r: (settings["presets"].index(r["preset"]), settings["sizes"].index(r["size"]),
+                           r["seeds"])
+        for r in sorted(data["update"], key=order):
+            lines.append(
+                f"| {r['preset']} | {r['size']} | {r['seeds']} | {_num(r['ms_per_call'])} | "
+                f"{_num(r['updates_per_s'], '.4g')} | {_num(r['flops_per_update'] / 1e6, '.4g')} | "
+                f"{_num(r['tflops_per_s'])} | {_num(r['fraction_of_float32_matmul'])} | "
+                f"{_num(r['scan_ms_per_update'])} | {_num(r['scan_updates_per_s'], '.4g')} | "
+                f"{_num(r['dispatch_ms_per_call'])} | "
+                f"{_num(r['compile_s'] + r['scan_compile_s'], '.1f')} |")
+        lines.append("")
+    if data.get("loop"):
+        lines += ["| loop config | seeds | env steps/s | per seed | ms/env step | "
+                  "updates/seed (timed) | compile s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in sorted(data["loop"], key=lambda r: (data["settings"]["loop_configs"].index(r["config"]),
+                                                      r["seeds"])):
+            lines.append(
+                f"| {r['config']} | {r['seeds']} | {_num(r['env_steps_per_s'], '.4g')} | "
+                f"{_num(r['env_steps_per_s_per_seed'], '.4g')} | {_num(r['ms_per_env_step'])} | "
+                f"{r['updates_per_seed_in_timed_chunk']:.0f} | {_num(r['compile_s'], '.1f')} |")
+        lines.append("")
+    if data.get("skipped"):
+        lines.append("skipped (time budget): " + ", ".join(data["skipped"]))
+    if data.get("errors"):
+        lines.append("errors: " + "; ".join(f"{e['item']}: {e['error'][:200]}" for e in data["errors"]))
+    lines.append(f"complete: {data.get('complete')}, wall {_num(data.get('wall_seconds'), '.0f')} s")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+def start_watchdog(report: Report, clock: Clock) -> None:
+    """Stop the process at the end of the budget (a compilation cannot be interrupted);
+    the results so far are saved already."""
+    def watch():
+        time.sleep(max(clock.budget_s - clock.now(), 0.0))
+        report.data["stopped_by_watchdog"] = True
+        try:
+            report.save()
+        except Exception as e:  # noqa: BLE001  (the last save before the cut stands)
+            print(f"could not save: {e}", flush=True)
+        print(f"\ntime budget of {clock.budget_s:.0f} s spent: stopping; results so far:\n",
+              flush=True)
+        print(markdown(report.data), flush=True)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def parse_args(argv: Sequence[str] | None):
+    p = argparse.ArgumentParser(prog="python -m experiments.bench_gpu",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tiny", action="store_true",
+                   help="small sizes and seeds 1 2: a check of the whole run on a CPU")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seed counts S (default 1 16 64 256; 1 2 with --tiny)")
+    p.add_argument("--sizes", nargs="+", default=["HalfCheetah", "Ant"], choices=sorted(SIZES))
+    p.add_argument("--presets", nargs="+", default=["code", "modern"], choices=sorted(sqljax.PRESETS),
+                   help="update presets; the first is timed before the loop, the others after")
+    p.add_argument("--loop-configs", nargs="+", default=["multigoal", "code"],
+                   choices=["multigoal", "code", "modern"],
+                   help="loop learners; the first before the extra update presets, the others after")
+    p.add_argument("--time-budget", type=float, default=420.0,
+                   help="seconds for the whole run, compilation included (default 420)")
+    p.add_argument("--out", type=Path, default=Path("runs/bench/gpu.json"))
+    args = p.parse_args(argv)
+    if args.seeds is not None and min(args.seeds) < 1:
+        p.error("--seeds must be at least 1")
+    if args.time_budget <= 0:
+        p.error("--time-budget must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    sizes = Sizes(args.tiny)
+    seeds = sorted(set(args.seeds or sizes.default_seeds))
+    clock = Clock(args.time_budget)
+    report = Report(args.out, {
+        "tiny": args.tiny, "seeds": seeds, "sizes": args.sizes, "presets": args.presets,
+        "loop_configs": args.loop_configs, "time_budget_s": args.time_budget,
+        "matmul_n": sizes.matmul_n, "scan_updates_per_call": sizes.scan_updates,
+        "loop_chunk_steps": sizes.loop_chunk_steps,
+        "loop_replay": "capacity per seed = the loop run's 2 chunks of env steps, not replay_size",
+    })
+    start_watchdog(report, clock)
+
+    report.data["device"] = device_info()
+    report.save()
+    d = report.data["device"]
+    log(f"{d['device_kind']} x{d['device_count']} ({d['platform']}), jax {d['jax']}, "
+        f"jaxlib {d['jaxlib']}, python {d['python']}")
+    if d["platform"] != "gpu" and not args.tiny:
+        log(f"warning: no GPU in use (jax runs on {d['platform']}); the figures are that device's")
+
+    runner = Runner(report, clock)
+    runner.run("matmul", [
+        Item(f"matmul {name}", "matmul",
+             partial(matmul_tflops, name, sizes.matmul_n, sizes.matmul_reps, dtype, precision))
+        for name, (dtype, precision) in MATMUL_KINDS.items()])
+    matmul_rate = report.data["matmul"].get("float32_default", {}).get("tflops_per_s")
+
+    def update_items(presets: list[str]) -> list[Item]:
+        return [Item(f"update {preset} {size} S={n_seeds}", "update",
+                     partial(measure_update, preset, size, n_seeds, sizes, matmul_rate))
+                for preset in presets for size in args.sizes for n_seeds in seeds]
+
+    def loop_items(config_names: list[str]) -> list[Item]:
+        return [Item(f"loop {name} S={n_seeds}", "loop",
+                     partial(measure_loop, name, n_seeds, sizes.loop_chunk_steps))
+                for name in config_names for n_seeds in seeds]
+
+    runner.run("update", update_items(args.presets[:1]))
+    runner.run("loop", loop_items(args.loop_configs[:1]))
+    runner.run("update_extra", update_items(args.presets[1:]))
+    runner.run("loop_extra", loop_items(args.loop_configs[1:]))
+    runner.retry_skipped("retry")
+
+    report.data["complete"] = True
+    report.save()
+    print()
+    print(markdown(report.data))
+    where = [str(args.out)] + ([str(report.copy_dir / "gpu.json")] if report.copy_dir else [])
+    print("wrote " + ", ".join(where))
+    return report.data
+
+
+if __name__ == "__main__":
+    main()
