@@ -17,7 +17,7 @@ def test_every_direction_spreads_and_one_direction_does_not():
     assert spread["sectors_visited"] == 4
     assert spread["net_distance_mean"] == pytest.approx(3.0)
     assert sorted(round(h) for h in spread["headings_deg"]) == [-90, 0, 90, 180]
-    one_way = locomotion.summarize(run_of([(2, 2), (4, 4.1), (1, 0.9)], speed=0.5))
-    assert one_way["heading_resultant_length"] == pytest.approx(1.0, abs=1e-3)
+    one_way = locomotion.summarize(run_of([(2, 1.2), (4, 2.5), (1, 0.55)], speed=0.5))
+    assert one_way["heading_resultant_length"] == pytest.approx(1.0, abs=1e-2)
     assert one_way["sectors_visited"] == 1
     assert one_way["mean_planar_speed"] == 0.5
