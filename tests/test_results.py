@@ -16,6 +16,7 @@ import sqljax
 from experiments import evaluate, results
 from sqljax.loops import multi_seed as ms
 
+from test_checkpoint import trained
 from test_update import ACT, OBS, SMALL, random_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,14 +24,6 @@ TINY_CELL = ["--eval-every", "40", "--eval-episodes", "1", "--checkpoint-every",
              "--hidden-sizes", "32", "--batch-size", "32", "--value-n-particles", "8",
              "--kernel-n-particles", "4", "--learning-starts", "50", "--max-episode-steps", "30",
              "--reward-scale", "10", "--bootstrap-reps", "200"]
-
-
-def trained(n=3):
-    s = sqljax.init(jax.random.key(0), SMALL, OBS, ACT)
-    up = jax.jit(sqljax.update)
-    for i in range(n):
-        s, _ = up(s, random_batch(jax.random.key(i)))
-    return s
 
 
 def test_export_restores_the_learner_with_fresh_optimisers(tmp_path):
