@@ -13,7 +13,6 @@ draws a single run's ``learning_curve.png`` (``experiments.train`` writes it at 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -21,9 +20,12 @@ from typing import Sequence
 
 import numpy as np
 
+from sqljax.loops import RunError
+from sqljax.loops.run_dir import read_metrics, read_run
+
 SUMMARY_FILE = "summary.json"
 CURVE_FILE = "learning_curve.png"  # of a single run (experiments.train)
-_STAT_NAME = {"iqm": "IQM", "mean": "mean"}
+STAT_NAME = {"iqm": "IQM", "mean": "mean"}
 
 
 def load_summary(run_dir: str | Path) -> dict:
@@ -34,7 +36,7 @@ def load_summary(run_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,43 +45,45 @@ def _pyplot():
     return plt
 
 
-def _band(ax, curve: dict, stat: str, color, label: str, style: str = "-", alpha: float = 0.2):
+def band(ax, curve: dict, stat: str, color, label: str, style: str = "-", alpha: float = 0.2):
     x = np.asarray(curve["step"], float)
     if not len(x):
         return
     y = np.asarray(curve[stat], float)
     ci = np.asarray(curve[stat + "_ci"], float).reshape(-1, 2)
-    ax.plot(x, y, style, color=color, lw=1.8, label=_title(label, 48), marker="o" if len(x) < 3 else None,
+    ax.plot(x, y, style, color=color, lw=1.8, label=title_text(label, 48), marker="o" if len(x) < 3 else None,
             ms=3)
     ax.fill_between(x, ci[:, 0], ci[:, 1], color=color, alpha=alpha, lw=0)
 
 
-def _ci_words(summary: dict) -> str:
+def ci_words(summary: dict) -> str:
     conf = summary.get("statistics", {}).get("confidence", 0.95)
     return f"{conf:.0%} stratified-bootstrap CI"
 
 
-def _title(text: str, width: int = 80) -> str:
+def title_text(text: str, width: int = 80) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width))
 
 
-def plot_learning_curve(run_dir: str | Path, title: str = "") -> Path | None:
-    """``learning_curve.png`` of a single run from its metrics.csv: training episode
-    returns and the stochastic and deterministic evaluation returns (± their std over
-    episodes) against env steps. None if the run has no metrics yet."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
+def plot_learning_curve(run_dir: str | Path, title: str = "", seed_id: int | None = None
+                        ) -> Path | None:
+    """``learning_curve.png`` of one seed of a run (default: its first) from its
+    metrics.csv: training episode returns and the stochastic and deterministic evaluation
+    returns (± their std over episodes) against env steps. None if the run has no
+    metrics yet."""
+    try:
+        run = read_run(run_dir)
+        rows = read_metrics(run_dir, run["seed_ids"][0] if seed_id is None else seed_id)
+    except (RunError, FileNotFoundError):
         return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
 
     def series(col):
         pts = [(int(r["step"]), float(r[col])) for r in rows if r.get(col) not in (None, "")]
         return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     x, y = series("episode_return")
     if len(x):
@@ -108,7 +112,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, stat: str = "iq
              show_seeds: bool = True) -> Path:
     """curves.png of one run: stochastic (solid) and deterministic (dashed) evaluation,
     ``stat`` across seeds with its CI band, and each seed's curve as a thin line."""
-    plt = _pyplot()
+    plt = pyplot()
     run_dir = Path(run_dir)
     s = load_summary(run_dir)
     out = Path(out) if out is not None else run_dir / "curves.png"
@@ -122,9 +126,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, stat: str = "iq
             for ys in curve.get("per_seed", {}).values():
                 if len(xs):
                     ax.plot(xs, ys, style, color=color, lw=0.5, alpha=0.35)
-        _band(ax, curve, stat, color, f"{mode} evaluation ({_STAT_NAME[stat]})", style)
-    ax.set_title(_title(f"SQL on {s['env_id']}: {s['label']}, {s['n_seeds']} seeds") + "\n"
-                 f"{_STAT_NAME[stat]} across seeds, band: {_ci_words(s)}", fontsize=9)
+        band(ax, curve, stat, color, f"{mode} evaluation ({STAT_NAME[stat]})", style)
+    ax.set_title(title_text(f"SQL on {s['env_id']}: {s['label']}, {s['n_seeds']} seeds") + "\n"
+                 f"{STAT_NAME[stat]} across seeds, band: {ci_words(s)}", fontsize=9)
     _finish(ax)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -135,7 +139,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, stat: str = "iq
 def plot_compare(run_dirs: Sequence[str | Path], out: str | Path, mode: str = "stochastic",
                  stat: str = "iqm", labels: Sequence[str] | None = None) -> Path:
     """Overlay runs on one plot: per run, ``stat`` across its seeds and the CI band."""
-    plt = _pyplot()
+    plt = pyplot()
     summaries = [load_summary(d) for d in run_dirs]
     names = list(labels) if labels else [s["label"] for s in summaries]
     if len(set(names)) < len(names):  # same label twice: tell them apart by directory
@@ -145,9 +149,9 @@ def plot_compare(run_dirs: Sequence[str | Path], out: str | Path, mode: str = "s
     for k, (s, name) in enumerate(zip(summaries, names)):
         curve = s["curves"].get(mode)
         if curve:
-            _band(ax, curve, stat, f"C{k % 10}", f"{name} (n={s['n_seeds']})")
-    ax.set_title(f"SQL on {', '.join(envs)}: {mode} evaluation\n{_STAT_NAME[stat]} across seeds, "
-                 f"band: {_ci_words(summaries[0])}", fontsize=9)
+            band(ax, curve, stat, f"C{k % 10}", f"{name} (n={s['n_seeds']})")
+    ax.set_title(f"SQL on {', '.join(envs)}: {mode} evaluation\n{STAT_NAME[stat]} across seeds, "
+                 f"band: {ci_words(summaries[0])}", fontsize=9)
     _finish(ax)
     fig.tight_layout()
     out = Path(out)

@@ -51,9 +51,9 @@ import sqljax
 from experiments import bench, cli, plots, stats
 from experiments.train import default_steps
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_name
-from sqljax.loops import host_loop
+from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
-from sqljax.loops.multi_seed import RunError
+from sqljax.loops import run_dir as rd
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "transfer.png"
@@ -147,28 +147,19 @@ class Plan:
     out: Path
     seed_ids: tuple[int, ...]
     base_seed: int
-    pretrain: ms.MultiSeedSpec | None  # None with --pretrained
+    pretrain: rd.RunSpec | None  # None with --pretrained
     pretrained: str  # what fine-tuning starts from
-    tasks: dict[str, dict[str, ms.MultiSeedSpec]]  # short name -> arm -> spec
+    tasks: dict[str, dict[str, rd.RunSpec]]  # short name -> arm -> spec
     settings: dict[str, Any]
-
-
-def _schedule(args, steps: int) -> dict[str, int]:
-    eval_every = args.eval_every if args.eval_every is not None else max(1000, min(10_000, steps // 20))
-    ckpt = (args.checkpoint_every if args.checkpoint_every is not None
-            else max(1000, min(50_000, steps // 10)))
-    return dict(eval_every=eval_every, checkpoint_every=ckpt,
-                log_every=args.log_every or min(1000, eval_every or 1000),
-                eval_episodes=args.eval_episodes)
 
 
 def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.SQLConfig, int, int]:
     """The checkpoint ``path`` names, its config and sizes; RunError if it is a
     multi-seed checkpoint without one of ``seed_ids``."""
-    ckpt = host_loop.find_checkpoint(path)
+    ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     counters = meta.get("metadata", {})
-    if counters.get("format") == ms.RUN_FORMAT:
+    if counters.get("format") == rd.RUN_FORMAT:
         missing = [s for s in seed_ids if s not in counters.get("seed_ids", [])]
         if missing:
             raise RunError(f"--pretrained {ckpt} holds seeds {counters.get('seed_ids')}, not seed(s) "
@@ -229,9 +220,6 @@ def make_plan(args) -> Plan:
                            f"action size {action_dim}, but {env_id} has observation size "
                            f"{info.obs_dim} and action size {info.action_dim}; transfer needs the "
                            "same spaces")
-        if env_id in ms.JAX_NATIVE_ENVS:
-            raise RunError(f"{env_id} runs the compiled JAX loop, which cannot fine-tune; choose "
-                           "gymnasium tasks")
         if env_id not in task_ids:
             task_ids.append(env_id)
 
@@ -252,19 +240,19 @@ def make_plan(args) -> Plan:
         pretrained = str(args.pretrained)
     else:
         pretrained = str(out / "pretrain")
-        pretrain = ms.MultiSeedSpec(env_id=pretrain_id, config=base, steps=args.pretrain_steps,
+        pretrain = rd.RunSpec(env_id=pretrain_id, config=base, steps=args.pretrain_steps,
                                     out=out / "pretrain", preset=args.preset,
                                     label=f"pretrain {short_name(pretrain_id)}",
-                                    **_schedule(args, args.pretrain_steps), **common)
-    tasks: dict[str, dict[str, ms.MultiSeedSpec]] = {}
+                                    **cli.schedule(args, args.pretrain_steps, False), **common)
+    tasks: dict[str, dict[str, rd.RunSpec]] = {}
     for env_id in task_ids:
         name = short_name(env_id)
-        sched = _schedule(args, args.finetune_steps)
+        sched = cli.schedule(args, args.finetune_steps, False)
         tasks[name] = {
-            "finetune": ms.MultiSeedSpec(env_id=env_id, config=finetune_cfg, steps=args.finetune_steps,
+            "finetune": rd.RunSpec(env_id=env_id, config=finetune_cfg, steps=args.finetune_steps,
                                          out=out / name / "finetune", label=f"{name} fine-tuned",
                                          init_from=pretrained, **sched, **common),
-            "scratch": ms.MultiSeedSpec(env_id=env_id, config=scratch_cfg, steps=args.finetune_steps,
+            "scratch": rd.RunSpec(env_id=env_id, config=scratch_cfg, steps=args.finetune_steps,
                                         out=out / name / "scratch", label=f"{name} from scratch",
                                         preset=None if args.pretrained else args.preset,
                                         **sched, **common),
@@ -290,14 +278,14 @@ def _ckpt_step(path: Path) -> int:
     return int(path.name.split("_")[-1])
 
 
-def run_phase(spec: ms.MultiSeedSpec, log=print, reps: int = stats.DEFAULT_REPS,
+def run_phase(spec: rd.RunSpec, log=print, reps: int = stats.DEFAULT_REPS,
               confidence: float = 0.95, stat: str = "iqm") -> str:
     """Train ``spec`` (or resume it, or skip it when its directory already holds the
     finished run), then write its summary.json and curves.png. Returns what it did."""
     out = Path(spec.out)
-    if (out / ms.RUN_FILE).exists():
-        run = ms.read_run(out)
-        stored = sqljax.SQLConfig.from_dict(json.loads((out / ms.CONFIG_FILE).read_text()))
+    if (out / rd.RUN_FILE).exists():
+        run = rd.read_run(out)
+        stored = sqljax.SQLConfig.from_dict(json.loads((out / rd.CONFIG_FILE).read_text()))
         if (run["env_id"] != resolve_env_id(spec.env_id) or list(run["seed_ids"]) != list(spec.seed_ids)
                 or int(run["base_seed"]) != spec.base_seed or stored != spec.config):
             raise RunError(f"{out} holds another run (env, seeds or hyperparameters differ from this "
@@ -426,7 +414,7 @@ def write_study(plan: Plan, reps: int, confidence: float, stat: str) -> dict[str
         if t:
             summary["tasks"][name] = t
     plan.out.mkdir(parents=True, exist_ok=True)
-    (plan.out / SUMMARY_FILE).write_text(json.dumps(bench._json_safe(summary), indent=2) + "\n")
+    (plan.out / SUMMARY_FILE).write_text(json.dumps(bench.json_safe(summary), indent=2) + "\n")
     plot_study(plan, plan.out / PLOT_FILE, stat)
     return summary
 
@@ -434,7 +422,7 @@ def write_study(plan: Plan, reps: int, confidence: float, stat: str) -> dict[str
 def plot_study(plan: Plan, path: Path, stat: str = "iqm") -> Path:
     """transfer.png: one column per task, a row per evaluation mode; in each panel the
     fine-tuned and scratch curves (``stat`` over seeds) with their CI bands."""
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     names = list(plan.tasks)
     fig, axes = plt.subplots(len(MODES), len(names), figsize=(4.6 * len(names), 3.4 * len(MODES)),
                              squeeze=False, sharex="col")
@@ -445,12 +433,12 @@ def plot_study(plan: Plan, path: Path, stat: str = "iqm") -> Path:
             if not f.is_file():
                 continue
             s = json.loads(f.read_text())
-            ci_words = ci_words or plots._ci_words(s)
+            ci_words = ci_words or plots.ci_words(s)
             color, words = _ARM_STYLE[arm]
             for i, mode in enumerate(MODES):
                 curve = s["curves"].get(mode)
                 if curve:
-                    plots._band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
+                    plots.band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
         for i, mode in enumerate(MODES):
             ax = axes[i, j]
             ax.set_title(f"{name}: {mode} evaluation", fontsize=9)
@@ -463,8 +451,8 @@ def plot_study(plan: Plan, path: Path, stat: str = "iqm") -> Path:
     pre = (f"pretrained {st['pretrain_steps']} steps on {short_name(st['pretrain_env'])}"
            if st["pretrain_steps"] else f"pretrained: {st['pretrained']}")
     sched = f"fine-tuning {_schedule_words(st)}"
-    fig.suptitle(plots._title(f"Skill transfer: {pre}; {sched}; {len(plan.seed_ids)} seeds. "
-                              f"{plots._STAT_NAME[stat]} across seeds, band: "
+    fig.suptitle(plots.title_text(f"Skill transfer: {pre}; {sched}; {len(plan.seed_ids)} seeds. "
+                              f"{plots.STAT_NAME[stat]} across seeds, band: "
                               f"{ci_words or '95% stratified-bootstrap CI'}", 62 * len(names)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

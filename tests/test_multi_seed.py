@@ -1,6 +1,7 @@
 """Multi-seed training (sqljax/loops/multi_seed.py, experiments/bench.py): seed i of a
-vmapped run is the run of seed i alone, seeds differ, the seed axis shards over four
-devices without changing the numbers, and runs resume from their checkpoints."""
+vmapped run is the run of seed i alone (and what experiments.train --seed i computes),
+seeds differ, the seed axis shards over four devices without changing the numbers, and
+runs resume from their checkpoints."""
 
 import dataclasses
 import json
@@ -17,6 +18,7 @@ import pytest
 
 import sqljax
 from experiments import bench
+from sqljax.loops import gym_loop
 from sqljax.loops import multi_seed as ms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +149,8 @@ def test_gym_resume_after_the_logged_metrics_change(tmp_path, monkeypatch):
     before = ms.read_metrics(run, 0)
     assert "q_loss" not in before[0] and before[2]["q_mean"]
     monkeypatch.undo()
-    ms._gym_program.cache_clear()
+    gym_loop._compiled.cache_clear()
+    ms.stats_fns.cache_clear()
 
     out = ms.train(spec(120), resume=True, **QUIET)
     assert out["env_steps"] == 120 and out["updates"] == [71]
@@ -218,7 +221,7 @@ def test_bench_writes_summary_curves_and_compares(mg_runs, tmp_path):
         assert final["mean"]["value"] == pytest.approx(np.mean(per_seed))
     assert set(summary["final"]["goals_reached"]) == {"0", "1"}
     assert (run / "curves.png").stat().st_size > 0
-    assert json.loads((run / "bench.json").read_text())["n_devices"] == 1
+    assert json.loads((run / "run.json").read_text())["n_devices"] == 1
 
 
 def test_multigoal_resume_is_exact(mg_runs):
@@ -251,7 +254,7 @@ def test_four_devices_match_one(four_device_run, mg_runs):
     assert "6 seeds cannot be split evenly over 4 devices" in stderr
     assert "RC4 0" in stdout, stdout + stderr
     four = out / "four"
-    assert json.loads((four / "bench.json").read_text())["n_devices"] == 4
+    assert json.loads((four / "run.json").read_text())["n_devices"] == 4
     sharded = ms.load_seed_states(four)
     one = ms.load_seed_states(mg_runs / "both")
     assert sharded.step.tolist() == [51] * 4 and one.step.tolist() == [51, 51]
