@@ -21,7 +21,7 @@ FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-si
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer clean
+.PHONY: install lint test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+lint: install
+	$(PY) -m ruff check .
 
 test: install
 	$(PY) -m pytest -q

@@ -25,12 +25,12 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-import sqljax
 from experiments import cli, stats
 from sqljax.envs import registry
 from sqljax.loops import RunError

@@ -11,11 +11,11 @@ import argparse
 import dataclasses
 import re
 import sys
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 import sqljax
-from pathlib import Path
-
 from sqljax.envs import registry
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id
 from sqljax.loops import NonFiniteError, RunError

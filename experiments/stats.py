@@ -27,7 +27,7 @@ touches files.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import scipy.stats

@@ -42,15 +42,16 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 import sqljax
 from experiments import bench, cli, plots, stats
-from experiments.train import default_steps
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_name
+from sqljax.envs.registry import default_steps
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
 from sqljax.loops import run_dir as rd

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqljax.envs import registry
 
@@ -46,6 +47,8 @@ class SQLConfig:
     kernel_h_min: float = 1e-3
     # Target network: every `target_update_interval` updates,
     # target <- target_tau * Q + (1 - target_tau) * target (tau = 1 is a hard copy).
+    # A soft update (tau < 1) needs interval 1 (Polyak averaging); tau < 1 with a longer
+    # interval is refused, as is `final_reward_scale` without `anneal_steps`.
     target_update_interval: int = 1000
     target_tau: float = 1.0
     # Number of soft Q-functions; with 2, targets use the elementwise minimum.

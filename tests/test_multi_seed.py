@@ -265,3 +265,29 @@ def test_four_devices_match_one(four_device_run, mg_runs):
     b = json.loads((mg_runs / "both" / "summary.json").read_text())["final"]["stochastic"]["per_seed"]
     for s in ("0", "1"):
         assert a[s] == pytest.approx(b[s], rel=1e-4)
+
+
+# --------------------------------------------------------------------- one run is seed S of N
+
+CLI_TINY = ["--env", "Pendulum", "--steps", "300", "--hidden-sizes", "32", "--batch-size", "32",
+            "--value-n-particles", "8", "--kernel-n-particles", "4", "--learning-starts", "100",
+            "--eval-every", "300", "--checkpoint-every", "300", "--log-every", "100",
+            "--eval-episodes", "1", "--no-progress"]
+
+
+def test_train_seed_is_that_seed_of_bench(tmp_path):
+    """`experiments.train --seed 3` computes what seed 3 of `experiments.bench --seeds 4`
+    computes: one driver, one key derivation (up to the float rounding of batched kernels)."""
+    from experiments import train
+
+    assert train.main(CLI_TINY + ["--seed", "3", "--out", str(tmp_path / "train")]) == 0
+    assert bench.main(CLI_TINY + ["--seeds", "4", "--out", str(tmp_path / "bench"),
+                                  "--bootstrap-reps", "1000"]) == 0
+    one, four = ms.load_seed_states(tmp_path / "train"), ms.load_seed_states(tmp_path / "bench")
+    assert one.step.tolist() == [201] and four.step.tolist() == [201] * 4
+    assert max_diff(learned(ms.unstack(one, 0)), learned(ms.unstack(four, 3))) < 1e-4
+    assert max_diff(learned(ms.unstack(one, 0)), learned(ms.unstack(four, 2))) > 1e-3
+    solo, same = ms.read_metrics(tmp_path / "train", 3), ms.read_metrics(tmp_path / "bench", 3)
+    assert [r["step"] for r in solo] == [r["step"] for r in same] == ["100", "200", "300"]
+    assert [r["episodes"] for r in solo] == [r["episodes"] for r in same]
+    assert float(solo[-1]["eval_return"]) == pytest.approx(float(same[-1]["eval_return"]), rel=1e-3)

@@ -17,7 +17,8 @@ in lockstep on separate envs, with its own keys and env seeds.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,7 @@ from sqljax.loops.run_dir import RunError, RunSpec
 def _compiled(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int, mesh: Mesh):
     """The jitted, seed-vmapped, seed-sharded device functions (cached: runs with the same
     settings in one process compile once)."""
-    sh, rep = seeds.seed_sharding(mesh), seeds.replicated(mesh)
+    sh = seeds.seed_sharding(mesh)
     o = obs_dim
 
     init_one = device.init_fn(cfg, obs_dim, action_dim, capacity)

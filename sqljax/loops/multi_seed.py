@@ -24,8 +24,9 @@ import dataclasses
 import functools
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,9 +35,18 @@ import numpy as np
 import sqljax
 from sqljax.envs import make_jax_env, registry
 from sqljax.loops import NonFiniteError, RunError, device, seeds
-from sqljax.loops.run_dir import (BASE_COLUMNS, CHECKPOINT_DIR, CONFIG_FILE, RUN_FILE, RunSpec,
-                                  checkpoint_dirs, latest_checkpoint, read_metrics, read_run)
 from sqljax.loops import run_dir as rd
+from sqljax.loops.run_dir import (
+    BASE_COLUMNS,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    RUN_FILE,
+    RunSpec,
+    checkpoint_dirs,
+    latest_checkpoint,
+    read_metrics,
+    read_run,
+)
 from sqljax.loops.seeds import check_seed_count, seed_keys, unstack
 
 __all__ = [
@@ -127,7 +137,7 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
 
 
 def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
-    n, cfg = spec.n_seeds, spec.config
+    n = spec.n_seeds
     sh = seeds.seed_sharding(mesh)
     local = seeds.local_seed_positions(sh, n)
     keys = seeds.seed_keys(spec.base_seed, spec.seed_ids)

@@ -11,7 +11,8 @@ holds N / D seeds and the seeds never communicate. Across hosts
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
