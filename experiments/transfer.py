@@ -112,14 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "same schedules (default: the pretraining's constant alpha and fresh noise)")
     ev = p.add_argument_group("evaluation, checkpoints, statistics")
     ev.add_argument("--eval-every", type=int, help="env steps between evaluations (default: "
-                    "steps/20 within [1000, 10000], per phase)")
+                    "steps/20 within [1000, 10000], per phase; 0: never)")
     ev.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes per seed and "
                     "mode")
     ev.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default: "
-                    "steps/10 within [1000, 50000]; one is always written at the end)")
+                    "steps/10 within [1000, 50000]; 0: never; one is also written at the end)")
     ev.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per run")
     ev.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
-                    "min(1000, eval-every))")
+                    "min(1000, eval-every); 0: only at evaluations, checkpoints and the end)")
     ev.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS,
                     help="stratified-bootstrap replicates per confidence interval")
     ev.add_argument("--confidence", type=float, default=0.95, help="confidence level")
@@ -175,8 +175,9 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.
 def make_plan(args) -> Plan:
     cli.check_at_least(args, {
         **dict.fromkeys(("pretrain_steps", "finetune_steps", "seeds", "eval_episodes",
-                         "keep_checkpoints", "bootstrap_reps", "log_every", "devices"), 1),
-        **dict.fromkeys(("eval_every", "checkpoint_every", "anneal_steps", "first_seed"), 0)})
+                         "keep_checkpoints", "bootstrap_reps", "devices"), 1),
+        **dict.fromkeys(("eval_every", "checkpoint_every", "log_every", "anneal_steps",
+                         "first_seed"), 0)})
     if args.noise_bank_size < 0:
         raise RunError(f"--noise-bank-size must be >= 0 (0: off), got {args.noise_bank_size}")
     if not 0 < args.anneal_fraction <= 1:

@@ -149,7 +149,7 @@ def test_gym_resume_after_the_logged_metrics_change(tmp_path, monkeypatch):
     before = ms.read_metrics(run, 0)
     assert "q_loss" not in before[0] and before[2]["q_mean"]
     monkeypatch.undo()
-    gym_loop._compiled.cache_clear()
+    gym_loop.compiled.cache_clear()
     ms.stats_fns.cache_clear()
 
     out = ms.train(spec(120), resume=True, **QUIET)

@@ -54,7 +54,7 @@ def cache_dir(tmp_path_factory):
         except Exception:
             pass
     try:  # let the next module start with the cache it configures (or none)
-        from jax._src import compilation_cache
+        from jax.experimental.compilation_cache import compilation_cache
 
         compilation_cache.reset_cache()
     except Exception:

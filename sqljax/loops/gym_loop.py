@@ -32,7 +32,7 @@ from sqljax.loops.run_dir import RunError, RunSpec
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int, mesh: Mesh):
+def compiled(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int, mesh: Mesh):
     """The jitted, seed-vmapped, seed-sharded device functions (cached: runs with the same
     settings in one process compile once)."""
     sh = seeds.seed_sharding(mesh)
@@ -148,7 +148,7 @@ class GymProgram:
         env0 = self.envs[self.local[0]]
         self.obs_dim, self.action_dim = env0.obs_dim, env0.action_dim
         self.capacity = int(min(self.cfg.replay_size, spec.steps))
-        self.fns = _compiled(self.cfg, self.obs_dim, self.action_dim, self.capacity, mesh)
+        self.fns = compiled(self.cfg, self.obs_dim, self.action_dim, self.capacity, mesh)
         self.eval_envs: dict[int, list[GymEnv]] = {}
         self.actions = None
 

@@ -142,7 +142,7 @@ def chunk_steps(spec: RunSpec) -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(cfg, env, env_params, capacity: int, chunk: int, eval_episodes: int, mesh: Mesh):
+def compiled(cfg, env, env_params, capacity: int, chunk: int, eval_episodes: int, mesh: Mesh):
     sh = seeds.seed_sharding(mesh)
     fns = make_train(cfg, env, env_params, capacity, chunk)
     has_goals = hasattr(env_params, "goals")
@@ -188,7 +188,7 @@ class JaxProgram:
         self.obs_dim, self.action_dim = space_dims(env, env_params)
         self.capacity = int(min(self.cfg.replay_size, spec.steps))
         self.chunk = chunk_steps(spec)
-        self.fns = _compiled(self.cfg, env, env_params, self.capacity, self.chunk,
+        self.fns = compiled(self.cfg, env, env_params, self.capacity, self.chunk,
                              spec.eval_episodes, mesh)
         n_goals = len(env_params.goals) if self.fns["has_goals"] else 0
         self.extra_columns = (["eval_goals"] + [f"eval_goal_{i}" for i in range(n_goals)]
