@@ -15,8 +15,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
-
 import sqljax
 from sqljax.envs import registry
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id
@@ -187,8 +185,7 @@ def schedule(args: argparse.Namespace, steps: int, jax_native: bool) -> dict[str
 
     eval_every = given("eval_every", max(1000, min(10_000, steps // 20)))
     return dict(eval_every=eval_every,
-                checkpoint_every=given("checkpoint_every", 0 if jax.process_count() > 1
-                                       else max(1000, min(50_000, steps // 10))),
+                checkpoint_every=given("checkpoint_every", max(1000, min(50_000, steps // 10))),
                 log_every=given("log_every", min(1000, eval_every or 1000)),
                 eval_episodes=given("eval_episodes", 20 if jax_native else 5))
 

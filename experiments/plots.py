@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -159,6 +160,65 @@ def plot_compare(run_dirs: Sequence[str | Path], out: str | Path, mode: str = "s
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+_ARM_STYLE = {"finetune": ("C0", "fine-tuned from the pretrained Ant"),
+              "scratch": ("C3", "from scratch")}
+
+
+def plot_transfer(study_dir: Path, tasks: list[str], n_seeds: int, settings: dict[str, Any],
+                  path: Path, stat: str = "iqm") -> Path:
+    """transfer.png of a skill-transfer study (``experiments.transfer``): one column per
+    task, a row per evaluation mode; in each panel the fine-tuned and scratch curves
+    (``stat`` over seeds) with their CI bands."""
+    plt = pyplot()
+    names = list(tasks)
+    modes = ("stochastic", "deterministic")
+    fig, axes = plt.subplots(len(modes), len(names), figsize=(4.6 * len(names), 3.4 * len(modes)),
+                             squeeze=False, sharex="col")
+    words_ci = None
+    for j, name in enumerate(names):
+        for arm in ("finetune", "scratch"):
+            f = Path(study_dir) / name / arm / SUMMARY_FILE
+            if not f.is_file():
+                continue
+            s = json.loads(f.read_text())
+            words_ci = words_ci or ci_words(s)
+            color, words = _ARM_STYLE[arm]
+            for i, mode in enumerate(modes):
+                curve = s["curves"].get(mode)
+                if curve:
+                    band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
+        for i, mode in enumerate(modes):
+            ax = axes[i, j]
+            ax.set_title(f"{name}: {mode} evaluation", fontsize=9)
+            ax.set_xlabel("fine-tuning env steps (per seed)" if i == len(modes) - 1 else "")
+            ax.set_ylabel("return (unscaled)" if j == 0 else "")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(loc="best", fontsize=7)
+    st = settings
+    pre = (f"pretrained {st['pretrain_steps']} steps on {st['pretrain_env'].split('/')[-1]}"
+           if st["pretrain_steps"] else f"pretrained: {st['pretrained']}")
+    sched = f"fine-tuning {schedule_words(st)}"
+    fig.suptitle(title_text(f"Skill transfer: {pre}; {sched}; {n_seeds} seeds. "
+                       f"{STAT_NAME[stat]} across seeds, band: "
+                       f"{words_ci or '95% stratified-bootstrap CI'}", 62 * len(names)), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def schedule_words(st: dict[str, Any]) -> str:
+    """The fine-tuning schedules of a study's settings, in words."""
+    if not st["anneal_steps"]:
+        return "without schedules"
+    scale = st["config_pretrain"]["reward_scale"]
+    parts = [f"reward scale {scale:g} -> {st['final_reward_scale']:g}" if st["final_reward_scale"]
+             else f"reward scale kept at {scale:g}",
+             f"K_xi {st['noise_bank_size']} -> 1" if st["noise_bank_size"] else "fresh xi"]
+    return f"over {st['anneal_steps']} updates: {', '.join(parts)}"
 
 
 def _finish(ax) -> None:

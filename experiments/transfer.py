@@ -64,8 +64,6 @@ DEFAULT_TASKS = ("AntHallwayWide", "AntHallwayNarrow", "AntUMaze")
 PAPER_ANNEAL_STEPS = 200_000
 MODES = bench.MODES
 ARMS = ("finetune", "scratch")
-_ARM_STYLE = {"finetune": ("C0", "fine-tuned from the pretrained Ant"),
-              "scratch": ("C3", "from scratch")}
 
 
 # Fine-tuning fields set by the study's own flags, not by the SQLConfig flags.
@@ -316,19 +314,6 @@ def _per_seed_curve(summary: dict, mode: str) -> tuple[np.ndarray, np.ndarray]:
     return steps, returns
 
 
-def difference_ci(a, b, reps: int, confidence: float, seed: int = 0) -> dict[str, float]:
-    """Mean of ``a`` minus mean of ``b`` (two independent groups of seeds) with the
-    percentile interval of independent bootstrap resamples of each group, and the share
-    of resamples in which the difference is positive."""
-    da = stats.bootstrap_distribution(a, stats.aggregate_mean, reps, seed)
-    db = stats.bootstrap_distribution(b, stats.aggregate_mean, reps, seed + 1)
-    d = da - db
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.percentile(d, [100 * alpha, 100 * (1 - alpha)])
-    return {"value": float(np.mean(a) - np.mean(b)), "ci_low": float(lo), "ci_high": float(hi),
-            "share_positive": float(np.mean(d > 0))}
-
-
 def _verdict(diff: dict[str, float]) -> str:
     if diff["ci_low"] > 0:
         return "fine-tuned higher (CI of the difference above 0)"
@@ -378,7 +363,7 @@ def task_summary(task_dir: Path, reps: int, confidence: float) -> dict[str, Any]
                 continue
             comparison[mode] = {}
             for what in ("final", "average"):
-                d = difference_ci(ft[f"{what}_per_seed"], sc[f"{what}_per_seed"], reps, confidence)
+                d = stats.difference_ci(ft[f"{what}_per_seed"], sc[f"{what}_per_seed"], reps, confidence)
                 d["verdict"] = _verdict(d)
                 comparison[mode][what] = d
         out["finetune_minus_scratch"] = comparison
@@ -417,60 +402,9 @@ def write_study(plan: Plan, reps: int, confidence: float, stat: str) -> dict[str
             summary["tasks"][name] = t
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / SUMMARY_FILE).write_text(json.dumps(bench.json_safe(summary), indent=2) + "\n")
-    plot_study(plan, plan.out / PLOT_FILE, stat)
+    plots.plot_transfer(plan.out, list(plan.tasks), len(plan.seed_ids), plan.settings,
+                        plan.out / PLOT_FILE, stat)
     return summary
-
-
-def plot_study(plan: Plan, path: Path, stat: str = "iqm") -> Path:
-    """transfer.png: one column per task, a row per evaluation mode; in each panel the
-    fine-tuned and scratch curves (``stat`` over seeds) with their CI bands."""
-    plt = plots.pyplot()
-    names = list(plan.tasks)
-    fig, axes = plt.subplots(len(MODES), len(names), figsize=(4.6 * len(names), 3.4 * len(MODES)),
-                             squeeze=False, sharex="col")
-    ci_words = None
-    for j, name in enumerate(names):
-        for arm in ARMS:
-            f = plan.out / name / arm / SUMMARY_FILE
-            if not f.is_file():
-                continue
-            s = json.loads(f.read_text())
-            ci_words = ci_words or plots.ci_words(s)
-            color, words = _ARM_STYLE[arm]
-            for i, mode in enumerate(MODES):
-                curve = s["curves"].get(mode)
-                if curve:
-                    plots.band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
-        for i, mode in enumerate(MODES):
-            ax = axes[i, j]
-            ax.set_title(f"{name}: {mode} evaluation", fontsize=9)
-            ax.set_xlabel("fine-tuning env steps (per seed)" if i == len(MODES) - 1 else "")
-            ax.set_ylabel("return (unscaled)" if j == 0 else "")
-            ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(loc="best", fontsize=7)
-    st = plan.settings
-    pre = (f"pretrained {st['pretrain_steps']} steps on {short_name(st['pretrain_env'])}"
-           if st["pretrain_steps"] else f"pretrained: {st['pretrained']}")
-    sched = f"fine-tuning {_schedule_words(st)}"
-    fig.suptitle(plots.title_text(f"Skill transfer: {pre}; {sched}; {len(plan.seed_ids)} seeds. "
-                              f"{plots.STAT_NAME[stat]} across seeds, band: "
-                              f"{ci_words or '95% stratified-bootstrap CI'}", 62 * len(names)), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _schedule_words(st: dict[str, Any]) -> str:
-    """The fine-tuning schedules of a study's settings, in words."""
-    if not st["anneal_steps"]:
-        return "without schedules"
-    scale = st["config_pretrain"]["reward_scale"]
-    parts = [f"reward scale {scale:g} -> {st['final_reward_scale']:g}" if st["final_reward_scale"]
-             else f"reward scale kept at {scale:g}",
-             f"K_xi {st['noise_bank_size']} -> 1" if st["noise_bank_size"] else "fresh xi"]
-    return f"over {st['anneal_steps']} updates: {', '.join(parts)}"
 
 
 def _report(summary: dict[str, Any]) -> str:
@@ -505,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"transfer study {plan.out}: seeds {plan.seed_ids[0]}..{plan.seed_ids[-1]}, "
               f"{'pretrain ' + str(st['pretrain_steps']) + ' steps, ' if st['pretrain_steps'] else ''}"
               f"fine-tune/scratch {st['finetune_steps']} steps on {', '.join(plan.tasks)}; "
-              f"fine-tuning {_schedule_words(st)}")
+              f"fine-tuning {plots.schedule_words(st)}")
         for k, (what, spec) in enumerate(phases, 1):
             print(f"[{k}/{len(phases)}] {what}: {spec.env_id}, {spec.steps} steps -> {spec.out}")
             done = run_phase(spec, reps=args.bootstrap_reps, confidence=args.confidence, stat=args.stat)

@@ -65,40 +65,67 @@ def _restore_tree(directory: Path, like):
 def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,
                     metadata: dict[str, Any] | None = None) -> Path:
     """Write `state` (and optionally a pytree `extra` and JSON `metadata`) to `path`,
-    replacing any checkpoint there, atomically. Returns the path."""
+    replacing any checkpoint there, atomically. Returns the path.
+
+    Under ``jax.distributed`` every process calls it with the same (host) values: orbax
+    writes the arrays from the primary process while all take part, and process 0
+    renames the finished directory into place before any process returns."""
     if not isinstance(state, SQLState):
         raise TypeError(f"save_checkpoint expects an SQLState, got {type(state).__name__}")
     path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    multi = jax.process_count() > 1
+    lead = jax.process_index() == 0
+    # every process must name the same temporary directory
+    token = f"p{jax.process_count()}" if multi else uuid.uuid4().hex[:8]
+    tmp = path.parent / f".{path.name}.partial-{token}"
+    if lead:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed write
+    _sync("sqljax_checkpoint_start")
     try:
         _save_tree(tmp / "state", _to_host(flax.serialization.to_state_dict(state)))
         if extra is not None:
             _save_tree(tmp / "extra", _to_host(flax.serialization.to_state_dict(extra)))
-        meta = {
-            "format": FORMAT,
-            "version": VERSION,
-            "config": state.config.to_dict(),
-            "obs_dim": state.obs_dim,
-            "action_dim": state.action_dim,
-            "batch_shape": list(state.step.shape),
-            "has_extra": extra is not None,
-            "metadata": metadata or {},
-        }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        _fsync_dir(tmp)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-        _fsync_dir(path.parent)
+        if lead:
+            _finish(path, tmp, state, extra is not None, metadata)
+        _sync("sqljax_checkpoint_done")
     finally:
-        if tmp.exists():
+        if lead and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _sync(name: str) -> None:
+    """A barrier of all processes (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _finish(path: Path, tmp: Path, state: SQLState, has_extra: bool,
+            metadata: dict[str, Any] | None) -> None:
+    """Write the metadata into ``tmp`` and rename it to ``path``."""
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": state.config.to_dict(),
+        "obs_dim": state.obs_dim,
+        "action_dim": state.action_dim,
+        "batch_shape": list(state.step.shape),
+        "has_extra": has_extra,
+        "metadata": metadata or {},
+    }
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+    _fsync_dir(tmp)
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

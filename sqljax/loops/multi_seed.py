@@ -288,8 +288,8 @@ def _save(path: Path, carry, prog, spec: RunSpec, counters: dict[str, Any]) -> N
     host = seeds.to_host(cut)
     counters = dict(counters, seed_ids=list(spec.seed_ids), env_id=spec.env_id,
                     base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity)
+    rd.save_carry(path, host, counters, n)  # every process takes part
     if jax.process_index() == 0:
-        rd.save_carry(path, host, counters, n)
         rd.prune(spec.out, spec.keep_checkpoints)
 
 

@@ -101,9 +101,6 @@ def check_schedule(spec: RunSpec) -> None:
             raise RunError(f"{name} must be >= 0 (0: never), got {getattr(spec, name)}")
     if len(set(spec.seed_ids)) != len(spec.seed_ids) or min(spec.seed_ids, default=0) < 0:
         raise RunError(f"seed indices must be distinct and >= 0, got {list(spec.seed_ids)}")
-    if jax.process_count() > 1 and spec.checkpoint_every > 0:
-        raise RunError("checkpoints of a multi-process run are not supported yet; use "
-                       "--checkpoint-every 0")
 
 
 def due(step: int, every: int, last: int) -> bool:
