@@ -112,3 +112,40 @@ def test_multigoal_reaches_all_four_goals(tmp_path):
 
     state = sqljax.load_checkpoint(run_dir.latest_checkpoint(tmp_path))
     assert int(state.step) > 0
+
+
+class NaNRewardAfter150(mg.MultiGoal):
+    """The multi-goal env whose rewards turn NaN from env step 150 of an episode on (a
+    long time limit, so the first episode reaches it)."""
+
+    def step(self, key, state, action, params=mg.DEFAULT_PARAMS):
+        obs, nxt, reward, term, trunc, info = super().step(key, state, action, params)
+        return obs, nxt, jax.numpy.where(state.time >= 149, jax.numpy.nan, reward), term, trunc, info
+
+    def __hash__(self):
+        return hash(NaNRewardAfter150)
+
+    def __eq__(self, other):
+        return isinstance(other, NaNRewardAfter150)
+
+
+def test_compiled_loop_stops_naming_the_first_non_finite_update(tmp_path):
+    """The compiled loop takes any JAX-native env as an argument, and a non-finite loss
+    stops it with the line the gymnasium driver writes: the seed, env step and update."""
+    from sqljax.loops import NonFiniteError, run_dir
+    from sqljax.loops import multi_seed as ms
+
+    params = mg.MultiGoalParams(goals=((100.0, 100.0),), max_episode_steps=1000)
+    spec = run_dir.RunSpec(env_id="NaNRewardAfter150", config=small_cfg(max_episode_steps=1000),
+                           seed_ids=(2,), steps=400, out=tmp_path / "run", eval_every=0,
+                           checkpoint_every=100, log_every=100, progress=False)
+    with pytest.raises(NonFiniteError) as e:
+        ms.train(spec, log=lambda _: None, jax_env=(NaNRewardAfter150(), params))
+    line = str(e.value)
+    assert "\n" not in line and "seed 2" in line and "non-finite q_loss" in line
+    step = int(line.split("env step ")[1].split()[0])
+    update = int(line.split("update ")[1].split(":")[0])
+    assert 150 <= step <= 200 and update == step - 49  # one update per step from step 50
+    assert f"last good checkpoint is {tmp_path / 'run' / 'checkpoints' / 'step_000000100'}" in line
+    rows = ms.read_metrics(tmp_path / "run", 2)
+    assert [r["step"] for r in rows] == ["100", "200"] and rows[1]["q_loss"] == "nan"

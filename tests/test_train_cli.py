@@ -311,6 +311,8 @@ def test_non_finite_loss_stops_and_names_the_step(tmp_path, capsys, cache_dir):
     assert "diverged at env step" in line and "q_loss" in line
     bad_step = int(line.split("env step ")[1].split()[0])
     assert 300 < bad_step < 500
+    # the update: one per env step from learning_starts (100) on
+    assert int(line.split("update ")[1].split(":")[0]) == bad_step - 99
     kept = rd.checkpoint_dirs(out)
     assert kept and kept[-1][0] < bad_step and str(kept[-1][1]) in line
     agent = sqljax.load_checkpoint(kept[-1][1])

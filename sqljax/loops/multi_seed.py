@@ -63,30 +63,32 @@ def is_jax_native(env_id: str) -> bool:
     return registry.task_kind(env_id) == "jax"
 
 
-def make_program(spec: RunSpec, mesh):
-    """The program that trains ``spec.env_id``: compiled loop or gymnasium driver."""
-    if is_jax_native(spec.env_id):
+def make_program(spec: RunSpec, mesh, jax_env: tuple[Any, Any] | None = None):
+    """The program that trains ``spec.env_id``: the compiled loop (on ``jax_env``, an
+    ``(env, env_params)`` pair, default ``make_jax_env(spec.env_id)``) or the gymnasium
+    driver."""
+    if jax_env is not None or is_jax_native(spec.env_id):
         from sqljax.loops.scan_loop import JaxProgram
 
         try:
-            env, params = make_jax_env(spec.env_id)
+            env, params = jax_env or make_jax_env(spec.env_id)
+            return JaxProgram(spec, mesh, env, params)
         except ValueError as e:
             raise RunError(str(e)) from None
-        return JaxProgram(spec, mesh, env, params)
     from sqljax.loops.gym_loop import GymProgram
 
     return GymProgram(spec, mesh)
 
 
 def abstract_carry(kind: str, cfg: sqljax.SQLConfig, env_id: str, obs_dim: int, action_dim: int,
-                   n_seeds: int, capacity: int):
+                   n_seeds: int, capacity: int, jax_env: tuple[Any, Any] | None = None):
     """Shapes of a stacked carry (N seeds, replay of ``capacity``) of either program."""
     if kind == "gym":
         init_one = device.init_fn(cfg, obs_dim, action_dim, capacity)
     else:
         from sqljax.loops.scan_loop import make_train
 
-        env, params = make_jax_env(env_id)
+        env, params = jax_env or make_jax_env(env_id)
         init_one = make_train(cfg, env, params, capacity).init_carry
     return jax.eval_shape(jax.vmap(init_one), jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32))
 
@@ -111,8 +113,11 @@ def stats_fns(mesh, n_seeds: int):
     return fresh, fetch
 
 
-def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train ``spec.seed_ids`` in lockstep (or continue with ``resume``).
+def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = print,
+          jax_env: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """Train ``spec.seed_ids`` in lockstep (or continue with ``resume``). ``jax_env``: an
+    ``(env, env_params)`` pair of any JAX-native env (gymnax 1.0's interface) to train on
+    with the compiled loop; ``spec.env_id`` then only names it.
 
     Returns: ``env_steps`` (per seed), ``seed_ids``, ``updates`` and ``episodes`` (per
     seed), ``evals`` (per evaluation: ``step`` and per-seed mean returns under
@@ -122,14 +127,14 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
     the last good checkpoint is kept).
     """
     rd.check_schedule(spec)
-    if not is_jax_native(spec.env_id):
+    if jax_env is None and not is_jax_native(spec.env_id):
         from sqljax.envs.gym_adapter import resolve_env_id
 
         spec = dataclasses.replace(spec, env_id=resolve_env_id(spec.env_id))
     elif registry.find_task(spec.env_id) is not None:
         spec = dataclasses.replace(spec, env_id=registry.find_task(spec.env_id).id)
     mesh = seeds.mesh_for(spec.n_seeds, spec.devices)
-    prog = make_program(spec, mesh)
+    prog = make_program(spec, mesh, jax_env)
     try:
         return _train(spec, prog, resume, log, mesh)
     finally:
@@ -297,7 +302,7 @@ def _restore(path: Path, prog, sharding) -> tuple[Any, dict[str, Any]]:
     counters = rd.run_counters(path)
     n = int(counters["replay_size"])
     like = abstract_carry(prog.kind, prog.cfg, prog.spec.env_id, prog.obs_dim, prog.action_dim,
-                          prog.spec.n_seeds, prog.capacity)
+                          prog.spec.n_seeds, prog.capacity, getattr(prog, "jax_env", None))
     saved = rd.load_carry(path, rd.cut_like(like, n))
     carry = rd.grow_replay(saved, like, n, int(counters["replay_capacity"]))
     return seeds.to_global(carry, sharding), counters

@@ -183,7 +183,7 @@ class JaxProgram:
 
     def __init__(self, spec: RunSpec, mesh: Mesh, env: Any, env_params: Any):
         self.spec, self.mesh, self.cfg = spec, mesh, spec.config
-        self.env, self.env_params = env, env_params
+        self.env, self.env_params, self.jax_env = env, env_params, (env, env_params)
         self.sh = seeds.seed_sharding(mesh)
         self.obs_dim, self.action_dim = space_dims(env, env_params)
         self.capacity = int(min(self.cfg.replay_size, spec.steps))
