@@ -35,8 +35,8 @@ from sqljax.loops import multi_seed, scan_loop
 from sqljax.loops import run_dir as rd
 
 #: Training length (env steps). Every goal is reached by >= 10% of the evaluation episodes
-#: after about 3-4k steps; by 20k the returns have levelled off (about -200 per episode)
-#: and seeds 0-2 still spread over all four goals (the least visited at 8-21%).
+#: after about 3k steps; by 20k the returns have levelled off (about -200 per episode)
+#: and seeds 0-2 still spread over all four goals (the least visited at 13-19%).
 DEFAULT_STEPS = 20_000
 #: States at which the figure draws Q(s, .) and the sampler's actions.
 QUERY_STATES = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))

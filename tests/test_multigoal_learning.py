@@ -149,3 +149,14 @@ def test_compiled_loop_stops_naming_the_first_non_finite_update(tmp_path):
     assert f"last good checkpoint is {tmp_path / 'run' / 'checkpoints' / 'step_000000100'}" in line
     rows = ms.read_metrics(tmp_path / "run", 2)
     assert [r["step"] for r in rows] == ["100", "200"] and rows[1]["q_loss"] == "nan"
+
+
+def test_the_compiled_path_imports_no_gymnasium():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import sqljax; from sqljax.loops import multi_seed, scan_loop; "
+            "from sqljax.envs import make_jax_env; make_jax_env('MultiGoal'); "
+            "assert 'gymnasium' not in sys.modules, 'gymnasium imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True)
