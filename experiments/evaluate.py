@@ -27,8 +27,10 @@ import numpy as np  # noqa: E402
 
 import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
+from sqljax.envs import make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
-from sqljax.loops import RunError, gym_loop, seeds  # noqa: E402
+from sqljax.envs.jax_env import space_dims  # noqa: E402
+from sqljax.loops import RunError, gym_loop, scan_loop, seeds  # noqa: E402
 from sqljax.loops import run_dir as rd  # noqa: E402
 
 
@@ -83,6 +85,22 @@ def _render_env(env_id: str, limit: int | None, width: int, height: int, pretty:
     return env, None
 
 
+def _evaluate_jax(agent, jax_env, env_id: str, ckpt: Path, modes, episodes: int, seed: int,
+                  limit: int) -> int:
+    """A JAX-native env's episodes, all in one compiled rollout per mode (no video)."""
+    rollout = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env", "env_params",
+                                                          "deterministic", "max_steps"))
+    key = jax.random.fold_in(jax.random.key(seed), seeds.EVAL_TAG)
+    print(f"{ckpt} ({env_id}), {episodes} episode(s) per mode (no video: a JAX-native env)")
+    for mode in modes:
+        out = rollout(agent, key, n_episodes=episodes, env=jax_env[0], env_params=jax_env[1],
+                      deterministic=mode == "deterministic", max_steps=limit)
+        r, n = np.asarray(out["episode_return"]), np.asarray(out["length"])
+        print(f"{mode:>13}: return {np.mean(r):.1f} ± {np.std(r):.1f}  "
+              f"(min {np.min(r):.1f}, max {np.max(r):.1f}, mean length {np.mean(n):.0f})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -98,9 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RunError(f"{ckpt} does not record its environment; pass --env")
         agent = sqljax.load_checkpoint(ckpt)
         limit = args.max_episode_steps or agent.config.max_episode_steps
-        probe = make_env(env_id, limit)
-        sizes = (probe.obs_dim, probe.action_dim)
-        probe.close()
+        if env_id.startswith(registry.GYMNAX_PREFIX):  # JAX-native only: no gymnasium env
+            try:
+                jax_env = make_jax_env(env_id)
+            except ValueError as e:
+                raise RunError(str(e)) from None
+            sizes = space_dims(*jax_env)
+        else:
+            probe = make_env(env_id, limit)
+            sizes = (probe.obs_dim, probe.action_dim)
+            probe.close()
         if sizes != (agent.obs_dim, agent.action_dim):
             raise RunError(f"checkpoint {ckpt} has observation size {agent.obs_dim} and action size "
                            f"{agent.action_dim}, but {env_id} has observation size {sizes[0]} and "
@@ -109,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli.report_error(e, "interrupted")
 
     modes = ("stochastic", "deterministic") if args.mode == "both" else (args.mode,)
+    if env_id.startswith(registry.GYMNAX_PREFIX):
+        return _evaluate_jax(agent, jax_env, env_id, ckpt, modes, args.episodes, args.seed, limit)
     record = None if args.no_video else modes[0]
     envs = [make_env(env_id, limit) for _ in range(len(modes) * args.episodes)]
     if record is not None:

@@ -11,19 +11,19 @@ from sqljax.kernel import KernelOutput, median_bandwidth, rbf_kernel
 from sqljax.networks import QFunction, Sampler, q_apply, sampler_apply
 from sqljax.svgd import sampler_svgd_gradient, squash_correction, svgd_direction, target_score
 from sqljax.update import (
-                               UPDATE_METRICS,
-                               Batch,
-                               SQLState,
-                               finetune_state,
-                               init,
-                               noise_bank_size_at,
-                               q_values,
-                               reward_scale_at,
-                               sample_actions,
-                               td_loss,
-                               td_target,
-                               update,
-                               update_target,
+    UPDATE_METRICS,
+    Batch,
+    SQLState,
+    finetune_state,
+    init,
+    noise_bank_size_at,
+    q_values,
+    reward_scale_at,
+    sample_actions,
+    td_loss,
+    td_target,
+    update,
+    update_target,
 )
 from sqljax.value import soft_value, soft_value_from_samples, uniform_actions
 

@@ -30,8 +30,8 @@ def test_make_jax_env_speaks_the_protocol():
         make_jax_env("gymnax:CartPole-v1")
 
 
-def test_gymnax_pendulum_trains_through_train_and_bench(tmp_path):
-    from experiments import bench, train
+def test_gymnax_pendulum_trains_through_train_and_bench(tmp_path, capsys):
+    from experiments import bench, evaluate, train
 
     assert train.main(FLAGS + ["--seed", "1", "--out", str(tmp_path / "one")]) == 0
     rows = ms.read_metrics(tmp_path / "one", 1)
@@ -48,6 +48,10 @@ def test_gymnax_pendulum_trains_through_train_and_bench(tmp_path):
     run = json.loads((tmp_path / "one" / "run.json").read_text())
     assert run["env_id"] == "gymnax:Pendulum-v1" and run["seed_ids"] == [1]
     assert sqljax.load_checkpoint(ms.latest_checkpoint(tmp_path / "one")).obs_dim == 3
+    capsys.readouterr()
+    assert evaluate.main(["--ckpt", str(tmp_path / "one"), "--episodes", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "stochastic: return" in printed and "deterministic: return" in printed
 
     assert bench.main(FLAGS + ["--seeds", "2", "--out", str(tmp_path / "two"),
                                "--bootstrap-reps", "1000"]) == 0
