@@ -156,19 +156,25 @@ def add_run_flags(parser: argparse.ArgumentParser, keep_checkpoints: int) -> arg
     run.add_argument("--init-from", metavar="CKPT_OR_RUN_DIR", help="start Q and the sampler from "
                      "a pretrained checkpoint (fine-tuning; optimisers and replay start fresh; a "
                      "multi-seed run: seed i from its seed i)")
-    run.add_argument("--eval-every", type=int, help="env steps between evaluations (default "
-                     "steps/20 within [1000, 10000]; 0: never)")
-    run.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed and mode "
-                     "(stochastic and deterministic; default 5, 20 for JAX-native envs)")
-    run.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default "
-                     "steps/10 within [1000, 50000]; 0: never); one is also written at the end")
-    run.add_argument("--keep-checkpoints", type=int, default=keep_checkpoints,
-                     help=f"checkpoints kept on disk (default {keep_checkpoints})")
-    run.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
-                     "min(1000, eval-every); 0: only at evaluations, checkpoints and the end)")
-    run.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_schedule_flags(run, keep_checkpoints)
     return run
+
+
+def add_schedule_flags(group: argparse._ArgumentGroup, keep_checkpoints: int) -> None:
+    """Evaluation, checkpoint and logging schedule, devices and progress bar (0: never)."""
+    group.add_argument("--eval-every", type=int, help="env steps between evaluations (default "
+                       "steps/20 within [1000, 10000]; 0: never)")
+    group.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed and mode "
+                       "(stochastic and deterministic; default 5, 20 for JAX-native envs)")
+    group.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints "
+                       "(default steps/10 within [1000, 50000]; 0: never); one is also written "
+                       "at the end")
+    group.add_argument("--keep-checkpoints", type=int, default=keep_checkpoints,
+                       help=f"checkpoints kept on disk per run (default {keep_checkpoints})")
+    group.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
+                       "min(1000, eval-every); 0: only at evaluations, checkpoints and the end)")
+    group.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def check_run_flags(args: argparse.Namespace) -> None:

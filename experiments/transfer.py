@@ -109,21 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--scratch-schedules", action="store_true", help="give the scratch runs the "
                     "same schedules (default: the pretraining's constant alpha and fresh noise)")
     ev = p.add_argument_group("evaluation, checkpoints, statistics")
-    ev.add_argument("--eval-every", type=int, help="env steps between evaluations (default: "
-                    "steps/20 within [1000, 10000], per phase; 0: never)")
-    ev.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes per seed and "
-                    "mode")
-    ev.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default: "
-                    "steps/10 within [1000, 50000]; 0: never; one is also written at the end)")
-    ev.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per run")
-    ev.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
-                    "min(1000, eval-every); 0: only at evaluations, checkpoints and the end)")
+    cli.add_schedule_flags(ev, keep_checkpoints=2)
     ev.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS,
                     help="stratified-bootstrap replicates per confidence interval")
     ev.add_argument("--confidence", type=float, default=0.95, help="confidence level")
     ev.add_argument("--stat", choices=("iqm", "mean"), default="iqm", help="line of the plots")
-    ev.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     cli.add_config_flags(p, "hyperparameters (SQLConfig fields, for every phase; default: the "
                          "preset's, or the --pretrained run's)", skip=_SCHEDULE_FIELDS)
     return p
