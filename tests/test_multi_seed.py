@@ -291,3 +291,13 @@ def test_train_seed_is_that_seed_of_bench(tmp_path):
     assert [r["step"] for r in solo] == [r["step"] for r in same] == ["100", "200", "300"]
     assert [r["episodes"] for r in solo] == [r["episodes"] for r in same]
     assert float(solo[-1]["eval_return"]) == pytest.approx(float(same[-1]["eval_return"]), rel=1e-3)
+
+
+def test_checkpoints_of_the_earlier_format_are_refused_in_one_line(tmp_path):
+    agent = sqljax.init(jax.random.key(0), sqljax.SQLConfig(hidden_sizes=(8,)), 3, 1)
+    old = tmp_path / "old"
+    sqljax.save_checkpoint(old, agent, metadata={"format": "sqljax-multi-seed-run", "seed_ids": [0, 1]})
+    with pytest.raises(ms.RunError, match="earlier version of sqljax"):
+        ms.load_init_states(old, (0, 1), "Pendulum-v1", 3, 1)
+    with pytest.raises(ms.RunError, match="earlier version of sqljax"):
+        ms.load_run_state(old)

@@ -342,6 +342,9 @@ def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: s
                        f"size {sizes[1]}, but {env_id} has observation size {obs_dim} and action "
                        f"size {action_dim}; pretrain on an env with the same spaces")
     counters = meta.get("metadata", {})
+    if counters.get("format") == "sqljax-multi-seed-run":  # its seeds could not be paired
+        raise RunError(f"--init-from {ckpt} was written by an earlier version of sqljax; "
+                       "start from a checkpoint of this version")
     if counters.get("format") == rd.RUN_FORMAT and len(counters["seed_ids"]) > 1:
         stacked = load_seed_states(ckpt)
         have = [int(s) for s in counters["seed_ids"]]
