@@ -21,7 +21,7 @@ FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-si
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
+.PHONY: install lint test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
 .PHONY: gpu-wheels bench-gpu
 
 install: $(STAMP)
@@ -30,7 +30,11 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt --no-deps gymnax  # see pyproject.toml's gymnax extra
 	touch $(STAMP)
+
+lint: install
+	$(PY) -m ruff check .
 
 test: install
 	$(PY) -m pytest -q

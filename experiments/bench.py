@@ -10,8 +10,8 @@ seeds, the seed axis sharded over all devices), then statistics across seeds.
 
 Every SQLConfig field is a flag (``--reward-scale 30``, ``--hidden-sizes 256 256``), as in
 ``experiments.train``; ``--preset`` picks the base (default: the task's, else "code").
-Writes under ``--out`` (default ``runs/bench/<env>/<label>``): bench.json, config.json,
-seed{i}/metrics.csv, checkpoints/step_*/, summary.json (per evaluation step: mean and
+Writes under ``--out`` (default ``runs/bench/<env>/<label>``): run.json, config.json,
+seed{i}/metrics.csv and TensorBoard events, checkpoints/step_*/, summary.json (per evaluation step: mean and
 IQM across seeds with 95 % stratified-bootstrap confidence intervals, for stochastic and
 deterministic evaluation; each seed's final return) and curves.png.
 
@@ -25,18 +25,17 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-import sqljax
 from experiments import cli, stats
-from experiments.train import default_steps, make_config, task_preset
-from sqljax.envs.gym_adapter import resolve_env_id, short_name
-from sqljax.loops import host_loop
+from sqljax.envs import registry
+from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
-from sqljax.loops.multi_seed import RunError
+from sqljax.loops.run_dir import CONFIG_FILE, RunSpec
 
 SUMMARY_FILE = "summary.json"
 CURVES_FILE = "curves.png"
@@ -49,38 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Train N seeds of Soft Q-Learning in lockstep (vmapped, sharded over "
                             "devices) and summarise them with IQM / mean and bootstrap CIs.",
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run = p.add_argument_group("run")
-    run.add_argument("--env", help="gymnasium id or short name (HalfCheetah, Hopper, Ant, ... -> "
-                     "v5; Pendulum; MultiGoal runs the compiled JAX loop)")
+    run = cli.add_run_flags(p, keep_checkpoints=2)
     run.add_argument("--seeds", type=int, default=8, help="number of seeds N (a multiple of the "
                      "device count)")
     run.add_argument("--first-seed", type=int, default=0, help="seed indices are first-seed .. "
                      "first-seed+N-1 (to extend a study with more seeds)")
     run.add_argument("--seed", type=int, default=0, help="base seed: seed i's key is "
                      "fold_in(key(base), i)")
-    run.add_argument("--steps", type=int, help="env steps per seed (default: per task, as "
-                     "experiments.train)")
-    run.add_argument("--out", help="run directory (default runs/bench/<env>/<label>)")
-    run.add_argument("--preset", choices=sorted(sqljax.PRESETS), help="hyperparameter preset "
-                     "(default: the task's, else code)")
     run.add_argument("--label", help="name of this configuration in summaries and plots "
                      "(default: the preset, with any overrides)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    run.add_argument("--init-from", metavar="CKPT_OR_RUN_DIR", help="fine-tune: start every seed's "
-                     "Q and sampler from a pretrained checkpoint (a multi-seed run: seed i from its "
-                     "seed i; a single run: all seeds from it); optimisers and replay start fresh, "
-                     "hyperparameters default to the pretrained run's")
-    run.add_argument("--eval-every", type=int, help="env steps between evaluations (default "
-                     "steps/20 within [1000, 10000])")
-    run.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed and mode "
-                     "(default 5; 20 for JAX-native envs)")
-    run.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default "
-                     "steps/10 within [1000, 50000]; 0: none)")
-    run.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept on disk")
-    run.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
-                     "min(1000, eval-every))")
-    run.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
     st = p.add_argument_group("statistics and plots")
     st.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS,
                     help="stratified-bootstrap replicates per confidence interval")
@@ -104,58 +80,24 @@ def _default_label(preset: str, overrides: dict[str, Any]) -> str:
     return f"{preset} ({', '.join(parts)})"
 
 
-def _schedule(args, steps: int, jax_native: bool) -> dict[str, int]:
-    eval_every = args.eval_every if args.eval_every is not None else max(1000, min(10_000, steps // 20))
-    import jax
-
-    ckpt = (args.checkpoint_every if args.checkpoint_every is not None
-            else 0 if jax.process_count() > 1  # not supported yet across processes
-            else max(1000, min(50_000, steps // 10)))
-    log_every = args.log_every or min(1000, eval_every or 1000)
-    return dict(eval_every=eval_every, checkpoint_every=ckpt, log_every=log_every,
-                eval_episodes=args.eval_episodes or (20 if jax_native else 5))
-
-
-def spec_from_args(args) -> ms.MultiSeedSpec:
+def spec_from_args(args) -> RunSpec:
     if not args.env:
         raise RunError("--env is required (or --resume / --compare / --summarize)")
-    env_id = resolve_env_id(args.env)
+    env_id = cli.task_env_id(args.env)
     overrides = cli.config_overrides(args)
-    pretrained = None
-    if args.init_from:  # the pretrained run's hyperparameters, unless --preset is given
-        src = host_loop.find_checkpoint(args.init_from)
-        try:
-            pretrained = sqljax.SQLConfig.from_dict(sqljax.read_checkpoint_metadata(src)["config"])
-        except (ValueError, KeyError) as e:
-            raise RunError(f"--init-from {src}: unreadable config ({e})") from None
-    preset = args.preset or (None if pretrained else task_preset(env_id))
-    cfg = make_config(env_id, preset, overrides, pretrained)
-    steps = args.steps or default_steps(env_id)
+    pretrained = cli.pretrained_config(args.init_from) if args.init_from else None
+    preset = args.preset or (None if pretrained else registry.default_preset(env_id))
+    cfg = cli.make_config(env_id, preset, overrides, pretrained)
+    steps = args.steps or registry.default_steps(env_id)
     label = args.label or _default_label(preset or "finetune", overrides)
-    out = Path(args.out) if args.out else Path("runs") / "bench" / short_name(env_id) / _slug(label)
+    out = (Path(args.out) if args.out
+           else Path("runs") / "bench" / registry.short_name(env_id) / _slug(label))
     seed_ids = tuple(range(args.first_seed, args.first_seed + args.seeds))
-    return ms.MultiSeedSpec(env_id=env_id, config=cfg, seed_ids=seed_ids, steps=steps, out=out,
-                            base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
-                            progress=not args.no_progress, preset=preset, label=label,
-                            devices=args.devices, init_from=args.init_from,
-                            **_schedule(args, steps, env_id in ms.JAX_NATIVE_ENVS))
-
-
-def spec_from_resume(args) -> ms.MultiSeedSpec:
-    run_dir = Path(args.resume)
-    run = ms.read_run(run_dir)
-    if cli.config_overrides(args) or args.preset or args.env or args.init_from:
-        raise RunError("--resume continues a run with its own settings; drop --env, --preset, "
-                       "--init-from and hyperparameter flags (start a new run to change them)")
-    cfg = sqljax.SQLConfig.from_dict(json.loads((run_dir / ms.CONFIG_FILE).read_text()))
-    keys = ("eval_every", "checkpoint_every", "log_every", "eval_episodes")
-    sched = {k: int(run[k]) for k in keys}
-    return ms.MultiSeedSpec(env_id=run["env_id"], config=cfg, seed_ids=tuple(run["seed_ids"]),
-                            steps=args.steps or int(run["steps"]), out=run_dir,
-                            base_seed=int(run["base_seed"]), keep_checkpoints=args.keep_checkpoints,
-                            progress=not args.no_progress, preset=run.get("preset"),
-                            label=run.get("label"), devices=args.devices,
-                            init_from=run.get("init_from"), **sched)
+    return RunSpec(env_id=env_id, config=cfg, seed_ids=seed_ids, steps=steps, out=out,
+                   base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
+                   progress=not args.no_progress, preset=preset, label=label,
+                   devices=args.devices, init_from=args.init_from,
+                   **cli.schedule(args, steps, ms.is_jax_native(env_id)))
 
 
 def _slug(text: str) -> str:
@@ -187,7 +129,7 @@ def summarize(run_dir: str | Path, reps: int = stats.DEFAULT_REPS,
         "label": run.get("label") or run_dir.name, "env_id": run["env_id"],
         "n_seeds": len(seed_ids), "seed_ids": seed_ids, "base_seed": run["base_seed"],
         "steps": run["steps"], "preset": run.get("preset"),
-        "config": json.loads((run_dir / ms.CONFIG_FILE).read_text()),
+        "config": json.loads((run_dir / CONFIG_FILE).read_text()),
         "statistics": {
             "mean": "mean over seeds",
             "iqm": "interquartile mean over seeds: scipy.stats.trim_mean(x, 0.25) (rliable's IQM)",
@@ -244,16 +186,16 @@ def write_summary(run_dir: str | Path, reps: int = stats.DEFAULT_REPS,
 
     run_dir = Path(run_dir)
     summary = summarize(run_dir, reps, confidence)
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(json_safe(summary), indent=2) + "\n")
     plots.plot_run(run_dir, run_dir / CURVES_FILE, stat=stat)
     return summary
 
 
-def _json_safe(x):
+def json_safe(x):
     if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
@@ -291,14 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = write_summary(args.summarize, args.bootstrap_reps, args.confidence, args.stat)
             print(_report(summary))
             return 0
-        cli.check_at_least(args, {
-            **dict.fromkeys(("seeds", "steps", "eval_episodes", "log_every", "keep_checkpoints",
-                             "bootstrap_reps", "devices"), 1),
-            **dict.fromkeys(("eval_every", "checkpoint_every", "first_seed"), 0)})
+        cli.check_run_flags(args)
+        cli.check_at_least(args, {"seeds": 1, "bootstrap_reps": 1, "first_seed": 0})
         if not 0 < args.confidence < 1:
             raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
         resume = bool(args.resume)
-        spec = spec_from_resume(args) if resume else spec_from_args(args)
+        spec = cli.spec_from_resume(args) if resume else spec_from_args(args)
         if lead and not resume:
             print(f"bench {spec.out}: {spec.env_id}, seeds {spec.seed_ids[0]}..{spec.seed_ids[-1]}, "
                   f"{spec.steps} steps each, {spec.label}, on {len(jax.devices()) if spec.devices is None else spec.devices} "

@@ -80,9 +80,10 @@ import shutil
 import subprocess
 import threading
 import traceback
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -90,8 +91,8 @@ import numpy as np
 
 import sqljax
 from experiments.bench_update import SIZES, flops_of, median_seconds, random_batch
-from sqljax.envs import multigoal
-from sqljax.loops import scan_loop
+from sqljax.envs import make_jax_env
+from sqljax.loops import device, scan_loop
 
 #: Cumulative shares of the time budget at which each section must end. The last one
 #: leaves room for an item that runs longer than estimated: at the full budget a
@@ -422,25 +423,30 @@ def measure_loop(config_name: str, n_seeds: int, chunk_steps: int) -> dict:
     if cfg.learning_starts >= chunk_steps:
         raise ValueError(f"learning_starts {cfg.learning_starts} must be below the "
                          f"warm-up chunk's {chunk_steps} steps")
-    fns = scan_loop.make_train(cfg, multigoal.DEFAULT_PARAMS, total_steps=run_steps,
-                               chunk_steps=chunk_steps)
-    keys = scan_loop.seed_keys(jax.random.key(0), n_seeds)
+    env, env_params = make_jax_env("MultiGoal")
+    fns = scan_loop.make_train(cfg, env, env_params, capacity=run_steps, chunk_steps=chunk_steps)
+    keys = jax.random.split(jax.random.key(0), n_seeds)
 
     t0 = time.perf_counter()
     carries = jax.block_until_ready(jax.jit(jax.vmap(fns.init_carry))(keys))
+    stats = jax.jit(jax.vmap(lambda _: device.new_stats()))(jnp.arange(n_seeds))
     init_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    run_chunk = jax.jit(jax.vmap(fns.run_chunk), donate_argnums=0).lower(carries).compile()
+    run_chunk = jax.jit(jax.vmap(fns.run_chunk), donate_argnums=(0, 1)).lower(carries, stats).compile()
     compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    carries, _ = jax.block_until_ready(run_chunk(carries))
+    carries, _ = jax.block_until_ready(run_chunk(carries, stats))
     warmup_s = time.perf_counter() - t0
+    stats = jax.jit(jax.vmap(lambda _: device.new_stats()))(jnp.arange(n_seeds))
     t0 = time.perf_counter()
-    carries, metrics = jax.block_until_ready(run_chunk(carries))
+    carries, stats = jax.block_until_ready(run_chunk(carries, stats))
     timed_s = time.perf_counter() - t0
-    metrics = jax.device_get(metrics)
+    stats = jax.device_get(stats)
     del carries, run_chunk
+    n_learn = np.asarray(stats.n_learn, float)
+    metrics = {"updates": n_learn * cfg.updates_per_step,
+               "q_loss": np.asarray(stats.metric_sum["q_loss"]) / np.maximum(n_learn, 1)}
 
     return {
         "config": config_name, "seeds": n_seeds, "chunk_steps": chunk_steps,

@@ -7,19 +7,18 @@ For each env, with the default config and the task's reward scale, in interleave
 
 * ``update``: ``jax.jit(sqljax.update)`` alone on a fixed batch (the floor);
 * ``fused``: the loop's per-step device call alone (replay add + sample + update + next
-  action + divergence check), called back to back without an env;
+  action + divergence check; one seed), called back to back without an env;
 * ``loop``: the real per-step host loop: env step, reset at episode ends, the fused call,
   the action copied back.
 
-Then ``sqljax.loops.host_loop.train`` itself for ``--train-steps`` steps (no evaluation,
-no checkpoints), whose ``metrics.csv`` steps/s is what a run reports. Prints ms per step
+Then ``sqljax.loops.multi_seed.train`` itself (one seed) for ``--train-steps`` steps (no
+evaluation, no checkpoints), whose ``metrics.csv`` steps/s is what a run reports. Prints ms per step
 and steps/s; overhead = loop - update.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import tempfile
@@ -31,65 +30,58 @@ import jax.numpy as jnp
 import numpy as np
 
 import sqljax
-from sqljax.envs.gym_adapter import make_env, resolve_env_id
-from sqljax.loops import host_loop
+from sqljax.envs.gym_adapter import resolve_env_id
+from sqljax.loops import multi_seed, seeds
+from sqljax.loops.gym_loop import GymProgram
+from sqljax.loops.run_dir import RunSpec, read_metrics
 
 
 def bench(env_id: str, rounds: int, steps: int, train_steps: int) -> dict:
     cfg = sqljax.SQLConfig.preset("code", task=env_id)
-    env = make_env(env_id, cfg.max_episode_steps)
-    o, a = env.obs_dim, env.action_dim
-    fns = host_loop.make_step_fns(cfg, o, a, capacity=100_000)
-    carry = fns.new_carry(sqljax.init(jax.random.PRNGKey(0), cfg, o, a), jax.random.PRNGKey(1))
-    obs = env.reset(seed=0)
-    carry, action = fns.start(carry, obs)
-    action = np.asarray(action)
-    for i in range(cfg.learning_starts + 5):  # fill the replay with real transitions, compile
-        nxt, r, term, trunc, _ = env.step(action)
-        act_obs = env.reset() if (term or trunc) else nxt
-        fn = fns.learn_step if i >= cfg.learning_starts else fns.collect_step
-        carry, action = fn(carry, host_loop.pack(nxt, r, term, act_obs))
-        action = np.asarray(action)
-        obs = act_obs
-    batch = sqljax.replay.sample(carry.buffer, jax.random.PRNGKey(2), cfg.batch_size)
+    out = Path(tempfile.mkdtemp(prefix="bench_loop_"))
+    spec = RunSpec(env_id=env_id, config=cfg, seed_ids=(0,), steps=100_000, out=out / "probe")
+    mesh = seeds.mesh_for(1, None)
+    prog = GymProgram(spec, mesh)
+    fresh_stats, _ = multi_seed.stats_fns(mesh, 1)
+    carry = prog.begin(prog.init(seeds.to_global(seeds.seed_keys(0, [0]), seeds.seed_sharding(mesh))), 0)
+    stats = fresh_stats()
+    t = cfg.learning_starts + 5  # fill the replay with real transitions, compile
+    carry, stats = prog.advance(carry, stats, 0, t)
+    agent = jax.tree.map(lambda x: jnp.copy(x[0]), carry.agent)
+    batch = sqljax.replay.sample(seeds.unstack(carry.buffer, 0), jax.random.PRNGKey(2), cfg.batch_size)
     update = jax.jit(sqljax.update, donate_argnums=0)
-    agent = jax.tree.map(jnp.copy, carry.agent)
     agent, _ = update(agent, batch)
     jax.block_until_ready(agent)
 
     times = {"update": [], "fused": [], "loop": []}
-    fixed = host_loop.pack(obs, 0.0, False, obs)
+    o = prog.obs_dim
     for _ in range(rounds):
-        t = time.perf_counter()
+        start = time.perf_counter()
         for _ in range(steps):
             agent, _ = update(agent, batch)
         jax.block_until_ready(agent)
-        times["update"].append((time.perf_counter() - t) / steps)
+        times["update"].append((time.perf_counter() - start) / steps)
 
-        t = time.perf_counter()
+        start = time.perf_counter()
         for _ in range(steps):
-            carry, action = fns.learn_step(carry, fixed)
+            fixed = np.zeros((1, 2 * o + 3), np.float32)  # the loop's fresh vector per step
+            carry, stats, action = prog.fns["learn"](carry, stats, fixed)
             action = np.asarray(action)
-        times["fused"].append((time.perf_counter() - t) / steps)
+        times["fused"].append((time.perf_counter() - start) / steps)
 
-        t = time.perf_counter()
-        for _ in range(steps):
-            nxt, r, term, trunc, _ = env.step(action)
-            act_obs = env.reset() if (term or trunc) else nxt
-            carry, action = fns.learn_step(carry, host_loop.pack(nxt, r, term, act_obs))
-            action = np.asarray(action)
-        times["loop"].append((time.perf_counter() - t) / steps)
-    env.close()
+        start = time.perf_counter()
+        carry, stats = prog.advance(carry, stats, t, t + steps)
+        np.asarray(prog.actions)
+        t += steps
+        times["loop"].append((time.perf_counter() - start) / steps)
+    prog.close()
     med = {k: float(np.median(v)) for k, v in times.items()}
 
-    out = Path(tempfile.mkdtemp(prefix="bench_loop_"))
     try:
-        spec = host_loop.RunSpec(env_id=env_id, config=cfg, seed=0, steps=train_steps, out=out / "run",
-                                 eval_every=10**9, checkpoint_every=10**9, log_every=500,
-                                 progress=False)
-        host_loop.train(spec, log=lambda s: None)
-        with open(out / "run" / "metrics.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) > cfg.learning_starts + 500]
+        run = RunSpec(env_id=env_id, config=cfg, seed_ids=(0,), steps=train_steps, out=out / "run",
+                      eval_every=0, checkpoint_every=0, log_every=500, progress=False)
+        multi_seed.train(run, log=lambda s: None)
+        rows = [r for r in read_metrics(out / "run", 0) if int(r["step"]) > cfg.learning_starts + 500]
         train_sps = float(np.median([float(r["steps_per_sec"]) for r in rows])) if rows else float("nan")
     finally:
         shutil.rmtree(out, ignore_errors=True)

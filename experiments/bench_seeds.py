@@ -22,13 +22,13 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import jax
 
 import sqljax
-from experiments.train import make_config
+from experiments.cli import make_config
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import multi_seed as ms
 
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.envs:
             env_id = resolve_env_id(name)
             cfg = config_for(env_id, args.preset)
-            native = env_id in ms.JAX_NATIVE_ENVS
+            native = ms.is_jax_native(env_id)
             steps = args.measure_steps or (1000 if native else 600)
             interval = 500 if native else 100
             steps += (-steps) % interval

@@ -1,5 +1,9 @@
-"""What the command lines share: one-line errors and exit statuses, and SQLConfig's
-fields as flags (``--reward-scale 30``, ``--hidden-sizes 256 256``)."""
+"""What the command lines share: one-line errors and exit statuses, SQLConfig's fields as
+flags (``--reward-scale 30``, ``--hidden-sizes 256 256``), the run flags and their
+defaults (from the task table), and how a run is resumed.
+
+Schedule flags (``--eval-every``, ``--checkpoint-every``, ``--log-every``) mean the same
+in every command: unset, a default from the run length; 0, never."""
 
 from __future__ import annotations
 
@@ -7,11 +11,15 @@ import argparse
 import dataclasses
 import re
 import sys
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 import sqljax
-from sqljax.envs.gym_adapter import EnvError
-from sqljax.loops.host_loop import NonFiniteError, RunError
+from sqljax.envs import registry
+from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id
+from sqljax.loops import NonFiniteError, RunError
+from sqljax.loops import run_dir as rd
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
@@ -127,3 +135,124 @@ def config_error(e: Exception) -> str:
     """SQLConfig's validation message, led by the flag that set the field."""
     m = re.match(r"SQLConfig\.(\w+) ", str(e))
     return f"{flag(m.group(1))}: {e}" if m else str(e)
+
+
+# ------------------------------------------------------------------------------ run flags
+
+def add_run_flags(parser: argparse.ArgumentParser, keep_checkpoints: int) -> argparse._ArgumentGroup:
+    """The flags every training command has (``--env`` ... ``--no-progress``)."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--env", help="task: gymnasium id or short name (Ant, HalfCheetah, Hopper, "
+                     "Walker2d, Swimmer, Humanoid (v5), Pendulum, AntAnyDirection, AntHallway(Wide|"
+                     "Narrow), AntUMaze, any id with a Box action space) or a JAX-native env "
+                     "(MultiGoal, gymnax:<id>) trained by the compiled loop")
+    run.add_argument("--steps", type=int, help="env steps per seed (default: the task's, e.g. 1M "
+                     "for MuJoCo, 30k for Pendulum; on --resume: the run's)")
+    run.add_argument("--out", help="run directory")
+    run.add_argument("--preset", choices=sorted(sqljax.PRESETS), help="hyperparameter preset "
+                     "(default: the task's, else code; with --init-from: the pretrained run's config)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last "
+                     "complete checkpoint (gymnasium envs start new episodes)")
+    run.add_argument("--init-from", metavar="CKPT_OR_RUN_DIR", help="start Q and the sampler from "
+                     "a pretrained checkpoint (fine-tuning; optimisers and replay start fresh; a "
+                     "multi-seed run: seed i from its seed i)")
+    add_schedule_flags(run, keep_checkpoints)
+    return run
+
+
+def add_schedule_flags(group: argparse._ArgumentGroup, keep_checkpoints: int) -> None:
+    """Evaluation, checkpoint and logging schedule, devices and progress bar (0: never)."""
+    group.add_argument("--eval-every", type=int, help="env steps between evaluations (default "
+                       "steps/20 within [1000, 10000]; 0: never)")
+    group.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed and mode "
+                       "(stochastic and deterministic; default 5, 20 for JAX-native envs)")
+    group.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints "
+                       "(default steps/10 within [1000, 50000]; 0: never); one is also written "
+                       "at the end")
+    group.add_argument("--keep-checkpoints", type=int, default=keep_checkpoints,
+                       help=f"checkpoints kept on disk per run (default {keep_checkpoints})")
+    group.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
+                       "min(1000, eval-every); 0: only at evaluations, checkpoints and the end)")
+    group.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    check_at_least(args, {**dict.fromkeys(("steps", "eval_episodes", "keep_checkpoints",
+                                           "devices"), 1),
+                          **dict.fromkeys(("eval_every", "checkpoint_every", "log_every"), 0)})
+
+
+def schedule(args: argparse.Namespace, steps: int, jax_native: bool) -> dict[str, int]:
+    """The run's schedule: given flags as they are (0: never), defaults from ``steps``."""
+    def given(name, default):
+        v = getattr(args, name)
+        return default if v is None else v
+
+    eval_every = given("eval_every", max(1000, min(10_000, steps // 20)))
+    return dict(eval_every=eval_every,
+                checkpoint_every=given("checkpoint_every", max(1000, min(50_000, steps // 10))),
+                log_every=given("log_every", min(1000, eval_every or 1000)),
+                eval_episodes=given("eval_episodes", 20 if jax_native else 5))
+
+
+def task_env_id(name: str) -> str:
+    """What the user typed, as the task's id (the one normalisation of task names)."""
+    return resolve_env_id(name)
+
+
+def make_config(env_id: str, preset: str | None, overrides: dict[str, Any],
+                base: sqljax.SQLConfig | None = None) -> sqljax.SQLConfig:
+    """The run's SQLConfig: ``base`` (a pretrained run's, when no preset is given) or the
+    preset (default: the task's) with the task's reward scale, then the overrides."""
+    try:
+        if base is not None and preset is None:
+            return base.replace(**overrides)
+        return sqljax.SQLConfig.preset(preset or registry.default_preset(env_id), task=env_id,
+                                       **overrides)
+    except (ValueError, TypeError) as e:
+        raise RunError(config_error(e)) from None
+
+
+def pretrained_config(init_from: str) -> sqljax.SQLConfig:
+    """The hyperparameters of the checkpoint (or run directory) ``--init-from`` names."""
+    src = rd.find_checkpoint(init_from)
+    try:
+        return sqljax.SQLConfig.from_dict(sqljax.read_checkpoint_metadata(src)["config"])
+    except (ValueError, KeyError) as e:
+        raise RunError(f"--init-from {src}: unreadable config ({e})") from None
+
+
+def spec_from_resume(args: argparse.Namespace) -> rd.RunSpec:
+    """The spec of the run in ``--resume DIR`` (its own settings; a larger ``--steps``
+    extends it, ``--keep-checkpoints``, ``--devices`` and ``--no-progress`` apply)."""
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise RunError(f"cannot resume {run_dir}: no such directory")
+    run = rd.read_run(run_dir)
+    given = [flag(k) for k in config_overrides(args)] + [
+        f for f, v in (("--preset", args.preset), ("--init-from", args.init_from)) if v]
+    if given:
+        raise RunError(f"--resume continues a run with its own settings; drop {', '.join(given)} "
+                       "(start a new run to change them)")
+    env_id = run["env_id"]
+    if args.env and resolve_env_id(args.env) != env_id:
+        asked = resolve_env_id(args.env)
+        ckpt = rd.latest_checkpoint(run_dir)
+        if ckpt is not None:
+            meta = sqljax.read_checkpoint_metadata(ckpt)
+            info = env_info(asked)
+            if (info.obs_dim, info.action_dim) != (int(meta["obs_dim"]), int(meta["action_dim"])):
+                raise RunError(
+                    f"checkpoint {ckpt} has observation size {meta['obs_dim']} and action size "
+                    f"{meta['action_dim']}, but {asked} has observation size {info.obs_dim} and "
+                    f"action size {info.action_dim}")
+        raise RunError(f"{run_dir} is a run on {env_id}, not {asked}; omit --env to resume it "
+                       "(or use --init-from to start a new run on another env)")
+    sched = {k: int(run[k]) for k in ("eval_every", "checkpoint_every", "log_every", "eval_episodes")}
+    return rd.RunSpec(env_id=env_id, config=rd.read_config(run_dir),
+                      seed_ids=tuple(run["seed_ids"]), steps=args.steps or int(run["steps"]),
+                      out=run_dir, base_seed=int(run["base_seed"]),
+                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
+                      preset=run.get("preset"), label=run.get("label"), devices=args.devices,
+                      init_from=run.get("init_from"), **sched)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -27,9 +27,11 @@ import numpy as np  # noqa: E402
 
 import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
+from sqljax.envs import make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
-from sqljax.loops import host_loop  # noqa: E402
-from sqljax.loops.host_loop import RunError  # noqa: E402
+from sqljax.envs.jax_env import space_dims  # noqa: E402
+from sqljax.loops import RunError, gym_loop, scan_loop, seeds  # noqa: E402
+from sqljax.loops import run_dir as rd  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _default_video(ckpt: Path, mode: str) -> Path:
     parent = ckpt.parent
-    run_dir = parent.parent if parent.name == host_loop.CHECKPOINT_DIR else parent
+    run_dir = parent.parent if parent.name == rd.CHECKPOINT_DIR else parent
     return run_dir / "videos" / f"{ckpt.name}_{mode}.mp4"
 
 
@@ -96,11 +98,27 @@ def write_frame_strip(frames: Sequence[np.ndarray], path: Path, n: int) -> Path:
     return path
 
 
+def _evaluate_jax(agent, jax_env, env_id: str, ckpt: Path, modes, episodes: int, seed: int,
+                  limit: int) -> int:
+    """A JAX-native env's episodes, all in one compiled rollout per mode (no video)."""
+    rollout = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env", "env_params",
+                                                          "deterministic", "max_steps"))
+    key = jax.random.fold_in(jax.random.key(seed), seeds.EVAL_TAG)
+    print(f"{ckpt} ({env_id}), {episodes} episode(s) per mode (no video: a JAX-native env)")
+    for mode in modes:
+        out = rollout(agent, key, n_episodes=episodes, env=jax_env[0], env_params=jax_env[1],
+                      deterministic=mode == "deterministic", max_steps=limit)
+        r, n = np.asarray(out["episode_return"]), np.asarray(out["length"])
+        print(f"{mode:>13}: return {np.mean(r):.1f} ± {np.std(r):.1f}  "
+              f"(min {np.min(r):.1f}, max {np.max(r):.1f}, mean length {np.mean(n):.0f})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         cli.check_at_least(args, {"episodes": 1, "n_frames": 1})
-        ckpt = host_loop.find_checkpoint(args.ckpt)
+        ckpt = rd.find_checkpoint(args.ckpt)
         meta = sqljax.read_checkpoint_metadata(ckpt)
         saved_env = meta.get("metadata", {}).get("env_id")
         if args.env:
@@ -111,13 +129,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RunError(f"{ckpt} does not record its environment; pass --env")
         agent = sqljax.load_checkpoint(ckpt)
         limit = args.max_episode_steps or agent.config.max_episode_steps
-        probe = make_env(env_id, limit)
-        host_loop.check_sizes(f"checkpoint {ckpt}", agent.obs_dim, agent.action_dim, probe)
-        probe.close()
+        if env_id.startswith(registry.GYMNAX_PREFIX):  # JAX-native only: no gymnasium env
+            try:
+                jax_env = make_jax_env(env_id)
+            except ValueError as e:
+                raise RunError(str(e)) from None
+            sizes = space_dims(*jax_env)
+        else:
+            probe = make_env(env_id, limit)
+            sizes = (probe.obs_dim, probe.action_dim)
+            probe.close()
+        if sizes != (agent.obs_dim, agent.action_dim):
+            raise RunError(f"checkpoint {ckpt} has observation size {agent.obs_dim} and action size "
+                           f"{agent.action_dim}, but {env_id} has observation size {sizes[0]} and "
+                           f"action size {sizes[1]}")
     except (cli.BadInput, *cli.BAD_INPUT_ERRORS, KeyboardInterrupt) as e:
         return cli.report_error(e, "interrupted")
 
     modes = ("stochastic", "deterministic") if args.mode == "both" else (args.mode,)
+    if env_id.startswith(registry.GYMNAX_PREFIX):
+        return _evaluate_jax(agent, jax_env, env_id, ckpt, modes, args.episodes, args.seed, limit)
     record = None if args.no_video else modes[0]
     envs = [make_env(env_id, limit) for _ in range(len(modes) * args.episodes)]
     if record is not None:
@@ -129,15 +160,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             envs[0].close()
             envs[0] = render_env
-    key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 0xE7A1)
-    seeds = [int(s) for s in np.random.SeedSequence([args.seed, 0xE7A1]).generate_state(args.episodes)]
+    key = jax.random.key_data(jax.random.fold_in(jax.random.key(args.seed), seeds.EVAL_TAG))
+    env_seeds = seeds.eval_env_seeds(args.seed, 0, 0, args.episodes) * len(modes)
     step = meta.get("metadata", {}).get("env_steps")
     print(f"{ckpt} ({'step ' + str(step) + ', ' if step is not None else ''}{env_id}), "
           f"{args.episodes} episode(s) per mode")
-    res = host_loop.evaluate(agent, host_loop.make_act_eval(), env_id, args.episodes, key, seeds,
-                             limit, modes=modes, record=record, envs=envs)
+    mesh = seeds.seed_mesh(jax.devices()[:1])
+    agents = seeds.to_global(jax.tree.map(lambda x: np.asarray(x)[None], agent),
+                             seeds.seed_sharding(mesh))
+    deterministic = np.repeat([m == "deterministic" for m in modes], args.episodes)
+    out = gym_loop.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
+                            deterministic, record=record is not None)
     for env in envs:
         env.close()
+    res = {m: out["returns"][0, i * args.episodes:(i + 1) * args.episodes] for i, m in enumerate(modes)}
+    res["lengths"] = {m: out["lengths"][0, i * args.episodes:(i + 1) * args.episodes]
+                      for i, m in enumerate(modes)}
+    res["frames"] = out["frames"]
     for mode in modes:
         r = res[mode]
         print(f"{mode:>13}: return {np.mean(r):.1f} ± {np.std(r):.1f}  "

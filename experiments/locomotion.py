@@ -16,12 +16,11 @@ from above, and a polar histogram of headings) under ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -40,7 +39,7 @@ def rollouts(agent: sqljax.SQLState, episodes: int, seed: int, max_steps: int) -
     per episode the torso's xy path (T_i, 2), its per-step planar speed, and its length."""
     import gymnasium as gym
 
-    import sqljax.envs  # noqa: F401  (registers the Ant tasks)
+    import sqljax.envs.gym_adapter  # noqa: F401  (registers the Ant tasks)
 
     envs = [gym.make(ENV_ID, max_episode_steps=max_steps) for _ in range(episodes)]
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])

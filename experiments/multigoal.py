@@ -1,17 +1,19 @@
 """The multi-goal experiment (paper Fig. 1): train Soft Q-Learning on the 2-D multi-goal
-task with the compiled scan loop, then draw the figure and count the goals reached.
+task (the training driver, one seed, the compiled loop), then draw the figure and count
+the goals reached.
 
     python -m experiments.multigoal --steps 20000 --seed 0 --out runs/multigoal/seed0
 
-Writes under ``--out`` (default ``runs/multigoal/seed{S}``):
-  checkpoint/    the trained learner (``sqljax.load_checkpoint(path)``)
+``--out`` (default ``runs/multigoal/seed{S}``) is a run directory as every command writes
+it (run.json, config.json, seed{S}/metrics.csv with the goals reached by
+--track-episodes evaluation episodes after every chunk, checkpoints/step_*/: the trained
+learner, ``sqljax.load_checkpoint(path)``), plus:
   figure.png     left: stochastic evaluation paths from the origin over the goal-distance
                  cost; right: Q(s, .) on a 50 x 50 action grid with 100 sampler samples,
                  at three states
   summary.json   share of evaluation episodes ending at each goal and at none, the
                  deterministic policy's goal, when every goal was first reached, and
-                 the training history (per chunk, with the goals reached by
-                 --track-episodes evaluation episodes)
+                 the training history (the metrics rows)
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import numpy as np
 import sqljax
 from experiments import cli
 from sqljax.envs import multigoal as mg
-from sqljax.loops import scan_loop
+from sqljax.loops import multi_seed, scan_loop
+from sqljax.loops import run_dir as rd
 
 #: Training length (env steps). Every goal is reached by >= 10% of the evaluation episodes
-#: after about 3-4k steps; by 20k the returns have levelled off (about -200 per episode)
-#: and seeds 0-2 still spread over all four goals (the least visited at 8-21%).
+#: after about 3k steps; by 20k the returns have levelled off (about -200 per episode)
+#: and seeds 0-2 still spread over all four goals (the least visited at 13-19%).
 DEFAULT_STEPS = 20_000
 #: States at which the figure draws Q(s, .) and the sampler's actions.
 QUERY_STATES = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))
@@ -50,7 +53,7 @@ def from_origin(key):
     return jnp.zeros((mg.OBS_DIM,), jnp.float32), mg.init_state(jnp.zeros((mg.OBS_DIM,)))
 
 
-_rollout = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env_params", "env",
+_rollout = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env", "env_params",
                                                      "deterministic", "reset_fn", "max_steps"))
 
 
@@ -58,7 +61,7 @@ def evaluate(agent, key, n_episodes: int, deterministic: bool = False,
              params: mg.MultiGoalParams = mg.DEFAULT_PARAMS):
     """Episodes from the origin. Returns (paths (N, T+1, 2) masked after the end as the last
     position, lengths (N,), goal index reached per episode (N,), -1 for none)."""
-    out = _rollout(agent, key, n_episodes=n_episodes, env_params=params,
+    out = _rollout(agent, key, n_episodes=n_episodes, env=mg.MultiGoal(), env_params=params,
                    deterministic=deterministic, reset_fn=from_origin,
                    max_steps=params.max_episode_steps)
     goals = jnp.max(jnp.where(out["alive"], out["info"]["goal"], -1), axis=1)
@@ -77,13 +80,13 @@ def first_all_goals(history, min_share: float = 0.10):
     least one episode) and ``"each_<min_share>"`` (each goal by at least that share of
     the episodes), as env steps and wall seconds since the start (compilation
     included), or None if never."""
-    tracked = [h for h in history if "eval_none" in h]
+    tracked = [h for h in history if h.get("eval_goal_none") is not None]
     shares = [[h[f"eval_goal_{i}"] for i in range(len(mg.GOALS))] for h in tracked]
     out = {}
     for name, reached in (("any", lambda s: min(s) > 0.0),
                           (f"each_{min_share:g}", lambda s: min(s) >= min_share)):
         hit = next((h for h, s in zip(tracked, shares) if reached(s)), None)
-        out[name] = None if hit is None else {"env_steps": hit["env_steps"], "wall_time": hit["wall_time"]}
+        out[name] = None if hit is None else {"env_steps": hit["step"], "wall_time": hit["wall_time"]}
     return out
 
 
@@ -172,42 +175,45 @@ def parse_args(argv=None):
     return args
 
 
+def _history(run_dir: Path, seed: int) -> list[dict]:
+    """The run's metrics rows with numbers as numbers (None where not logged)."""
+    def num(v):
+        return None if v in ("", None) else float(v)
+
+    return [{k: num(v) for k, v in row.items()} for row in rd.read_metrics(run_dir, seed)]
+
+
 def main(argv=None):
     try:
         args = parse_args(argv)
-    except cli.BadInput as e:
-        raise SystemExit(cli.report_error(e, "interrupted")) from None
-    args.out.mkdir(parents=True, exist_ok=True)
-    cfg = multigoal_config()
-    key = jax.random.key(args.seed)
-    k_train, k_eval, k_fig = jax.random.split(key, 3)
-
-    def track_goals(carry, metrics):
-        # The authors' metric during training: goals reached by evaluation episodes.
+        cfg = multigoal_config()
+        spec = rd.RunSpec(env_id="sqljax/MultiGoal-v0", config=cfg, seed_ids=(args.seed,),
+                          steps=args.steps, out=args.out, eval_every=args.chunk_steps,
+                          eval_episodes=max(args.track_episodes, 1), log_every=args.chunk_steps,
+                          checkpoint_every=args.steps, keep_checkpoints=1,
+                          progress=not args.no_progress)
         if args.track_episodes == 0:
-            return None
-        _, _, goals = evaluate(carry.agent, jax.random.fold_in(k_eval, metrics["env_steps"]),
-                               args.track_episodes)
-        return {f"eval_{k}": v for k, v in goal_shares(goals).items()} | {
-            "eval_distinct_goals": len(set(goals[goals >= 0].tolist()))}
-
-    start = time.perf_counter()
-    carry, history = scan_loop.train(cfg, k_train, args.steps, args.chunk_steps,
-                                     progress=not args.no_progress, callback=track_goals)
-    agent = carry.agent
+            spec.eval_every = 0
+        start = time.perf_counter()
+        result = multi_seed.train(spec, log=lambda _: None)
+    except (*cli.HANDLED_ERRORS,) as e:
+        raise SystemExit(cli.report_error(e, "interrupted")) from None
     train_time = time.perf_counter() - start
-    sqljax.save_checkpoint(args.out.resolve() / "checkpoint", agent)
+    agent = jax.tree.map(lambda x: x[0], result["agents"])
+    key = jax.random.fold_in(jax.random.key(args.seed), 0xF16)
+    k_eval, k_fig = jax.random.split(key)
 
     paths, lengths, goals = evaluate(agent, k_eval, args.eval_episodes)
     _, _, det_goal = evaluate(agent, k_eval, 1, deterministic=True)
     plot_figure(agent, paths, lengths, k_fig, args.out / "figure.png")
 
+    history = _history(args.out, args.seed)
     shares = goal_shares(goals)
     summary = {
         "seed": args.seed,
-        "env_steps": history[-1]["env_steps"] if history else 0,
+        "env_steps": result["env_steps"],
         "train_seconds": train_time,
-        "env_steps_per_second": (history[-1]["env_steps"] / train_time) if history else None,
+        "env_steps_per_second": result["env_steps"] / train_time,
         "eval_episodes": int(args.eval_episodes),
         "goals": [list(g) for g in mg.GOALS],
         "goal_shares": shares,

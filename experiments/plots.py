@@ -13,17 +13,20 @@ draws a single run's ``learning_curve.png`` (``experiments.train`` writes it at 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
+from sqljax.loops import RunError
+from sqljax.loops.run_dir import read_metrics, read_run
+
 SUMMARY_FILE = "summary.json"
 CURVE_FILE = "learning_curve.png"  # of a single run (experiments.train)
-_STAT_NAME = {"iqm": "IQM", "mean": "mean"}
+STAT_NAME = {"iqm": "IQM", "mean": "mean"}
 
 
 def load_summary(run_dir: str | Path) -> dict:
@@ -34,7 +37,7 @@ def load_summary(run_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,43 +46,45 @@ def _pyplot():
     return plt
 
 
-def _band(ax, curve: dict, stat: str, color, label: str, style: str = "-", alpha: float = 0.2):
+def band(ax, curve: dict, stat: str, color, label: str, style: str = "-", alpha: float = 0.2):
     x = np.asarray(curve["step"], float)
     if not len(x):
         return
     y = np.asarray(curve[stat], float)
     ci = np.asarray(curve[stat + "_ci"], float).reshape(-1, 2)
-    ax.plot(x, y, style, color=color, lw=1.8, label=_title(label, 48), marker="o" if len(x) < 3 else None,
+    ax.plot(x, y, style, color=color, lw=1.8, label=title_text(label, 48), marker="o" if len(x) < 3 else None,
             ms=3)
     ax.fill_between(x, ci[:, 0], ci[:, 1], color=color, alpha=alpha, lw=0)
 
 
-def _ci_words(summary: dict) -> str:
+def ci_words(summary: dict) -> str:
     conf = summary.get("statistics", {}).get("confidence", 0.95)
     return f"{conf:.0%} stratified-bootstrap CI"
 
 
-def _title(text: str, width: int = 80) -> str:
+def title_text(text: str, width: int = 80) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width))
 
 
-def plot_learning_curve(run_dir: str | Path, title: str = "") -> Path | None:
-    """``learning_curve.png`` of a single run from its metrics.csv: training episode
-    returns and the stochastic and deterministic evaluation returns (± their std over
-    episodes) against env steps. None if the run has no metrics yet."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
+def plot_learning_curve(run_dir: str | Path, title: str = "", seed_id: int | None = None
+                        ) -> Path | None:
+    """``learning_curve.png`` of one seed of a run (default: its first) from its
+    metrics.csv: training episode returns and the stochastic and deterministic evaluation
+    returns (± their std over episodes) against env steps. None if the run has no
+    metrics yet."""
+    try:
+        run = read_run(run_dir)
+        rows = read_metrics(run_dir, run["seed_ids"][0] if seed_id is None else seed_id)
+    except (RunError, FileNotFoundError):
         return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
 
     def series(col):
         pts = [(int(r["step"]), float(r[col])) for r in rows if r.get(col) not in (None, "")]
         return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     x, y = series("episode_return")
     if len(x):
@@ -116,7 +121,7 @@ def plot_summary(s: dict, out: str | Path, stat: str = "iqm", show_seeds: bool =
     """Stochastic (solid) and deterministic (dashed) evaluation curves of a summary
     (``experiments.bench``'s summary.json layout): ``stat`` across seeds with its CI band,
     and each seed's curve as a thin line."""
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(out)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for mode, color, style in (("stochastic", "C0", "-"), ("deterministic", "C1", "--")):
@@ -128,9 +133,9 @@ def plot_summary(s: dict, out: str | Path, stat: str = "iqm", show_seeds: bool =
             for ys in curve.get("per_seed", {}).values():
                 if len(xs):
                     ax.plot(xs, ys, style, color=color, lw=0.5, alpha=0.35)
-        _band(ax, curve, stat, color, f"{mode} evaluation ({_STAT_NAME[stat]})", style)
-    ax.set_title(_title(f"SQL on {s['env_id']}: {s['label']}, {s['n_seeds']} seeds") + "\n"
-                 f"{_STAT_NAME[stat]} across seeds, band: {_ci_words(s)}", fontsize=9)
+        band(ax, curve, stat, color, f"{mode} evaluation ({STAT_NAME[stat]})", style)
+    ax.set_title(title_text(f"SQL on {s['env_id']}: {s['label']}, {s['n_seeds']} seeds") + "\n"
+                 f"{STAT_NAME[stat]} across seeds, band: {ci_words(s)}", fontsize=9)
     _finish(ax)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -141,7 +146,7 @@ def plot_summary(s: dict, out: str | Path, stat: str = "iqm", show_seeds: bool =
 def plot_compare(run_dirs: Sequence[str | Path], out: str | Path, mode: str = "stochastic",
                  stat: str = "iqm", labels: Sequence[str] | None = None) -> Path:
     """Overlay runs on one plot: per run, ``stat`` across its seeds and the CI band."""
-    plt = _pyplot()
+    plt = pyplot()
     summaries = [load_summary(d) for d in run_dirs]
     names = list(labels) if labels else [s["label"] for s in summaries]
     if len(set(names)) < len(names):  # same label twice: tell them apart by directory
@@ -151,9 +156,9 @@ def plot_compare(run_dirs: Sequence[str | Path], out: str | Path, mode: str = "s
     for k, (s, name) in enumerate(zip(summaries, names)):
         curve = s["curves"].get(mode)
         if curve:
-            _band(ax, curve, stat, f"C{k % 10}", f"{name} (n={s['n_seeds']})")
-    ax.set_title(f"SQL on {', '.join(envs)}: {mode} evaluation\n{_STAT_NAME[stat]} across seeds, "
-                 f"band: {_ci_words(summaries[0])}", fontsize=9)
+            band(ax, curve, stat, f"C{k % 10}", f"{name} (n={s['n_seeds']})")
+    ax.set_title(f"SQL on {', '.join(envs)}: {mode} evaluation\n{STAT_NAME[stat]} across seeds, "
+                 f"band: {ci_words(summaries[0])}", fontsize=9)
     _finish(ax)
     fig.tight_layout()
     out = Path(out)
@@ -161,6 +166,65 @@ def plot_compare(run_dirs: Sequence[str | Path], out: str | Path, mode: str = "s
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+_ARM_STYLE = {"finetune": ("C0", "fine-tuned from the pretrained Ant"),
+              "scratch": ("C3", "from scratch")}
+
+
+def plot_transfer(study_dir: Path, tasks: list[str], n_seeds: int, settings: dict[str, Any],
+                  path: Path, stat: str = "iqm") -> Path:
+    """transfer.png of a skill-transfer study (``experiments.transfer``): one column per
+    task, a row per evaluation mode; in each panel the fine-tuned and scratch curves
+    (``stat`` over seeds) with their CI bands."""
+    plt = pyplot()
+    names = list(tasks)
+    modes = ("stochastic", "deterministic")
+    fig, axes = plt.subplots(len(modes), len(names), figsize=(4.6 * len(names), 3.4 * len(modes)),
+                             squeeze=False, sharex="col")
+    words_ci = None
+    for j, name in enumerate(names):
+        for arm in ("finetune", "scratch"):
+            f = Path(study_dir) / name / arm / SUMMARY_FILE
+            if not f.is_file():
+                continue
+            s = json.loads(f.read_text())
+            words_ci = words_ci or ci_words(s)
+            color, words = _ARM_STYLE[arm]
+            for i, mode in enumerate(modes):
+                curve = s["curves"].get(mode)
+                if curve:
+                    band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
+        for i, mode in enumerate(modes):
+            ax = axes[i, j]
+            ax.set_title(f"{name}: {mode} evaluation", fontsize=9)
+            ax.set_xlabel("fine-tuning env steps (per seed)" if i == len(modes) - 1 else "")
+            ax.set_ylabel("return (unscaled)" if j == 0 else "")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(loc="best", fontsize=7)
+    st = settings
+    pre = (f"pretrained {st['pretrain_steps']} steps on {st['pretrain_env'].split('/')[-1]}"
+           if st["pretrain_steps"] else f"pretrained: {st['pretrained']}")
+    sched = f"fine-tuning {schedule_words(st)}"
+    fig.suptitle(title_text(f"Skill transfer: {pre}; {sched}; {n_seeds} seeds. "
+                       f"{STAT_NAME[stat]} across seeds, band: "
+                       f"{words_ci or '95% stratified-bootstrap CI'}", 62 * len(names)), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def schedule_words(st: dict[str, Any]) -> str:
+    """The fine-tuning schedules of a study's settings, in words."""
+    if not st["anneal_steps"]:
+        return "without schedules"
+    scale = st["config_pretrain"]["reward_scale"]
+    parts = [f"reward scale {scale:g} -> {st['final_reward_scale']:g}" if st["final_reward_scale"]
+             else f"reward scale kept at {scale:g}",
+             f"K_xi {st['noise_bank_size']} -> 1" if st["noise_bank_size"] else "fresh xi"]
+    return f"over {st['anneal_steps']} updates: {', '.join(parts)}"
 
 
 def _finish(ax) -> None:

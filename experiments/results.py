@@ -34,8 +34,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,10 +71,12 @@ REFERENCE: dict[str, dict[str, Any]] = {
 # ------------------------------------------------------------------------ collecting a cell
 
 def task_name(env_id: str) -> str:
-    """The cell's task name: the short name of a known task (``Hopper-v5`` -> ``Hopper``)."""
-    from sqljax.envs.gym_adapter import SHORT_NAMES, short_name
+    """The cell's task name: the task table's short name (``Hopper-v5`` -> ``Hopper``),
+    else the id's last part."""
+    from sqljax.envs import registry
 
-    return next((k for k, v in sorted(SHORT_NAMES.items()) if v == env_id), short_name(env_id))
+    task = registry.find_task(env_id)
+    return task.short.replace(":", "-") if task is not None else registry.short_name(env_id)
 
 
 def bench_command(run: dict[str, Any]) -> list[str]:
@@ -142,6 +145,12 @@ def hardware() -> dict[str, Any]:
 
 
 def physics(env_id: str) -> str:
+    from sqljax.envs import registry
+
+    if registry.task_kind(env_id) == "jax":
+        import jax
+
+        return f"{env_id}, JAX-native, stepped on the {jax.devices()[0].platform.upper()}"
     import gymnasium
     import mujoco
 
@@ -156,6 +165,7 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
 
     from experiments import bench
     from sqljax.loops import multi_seed as ms
+    from sqljax.loops import run_dir as rd
 
     run_dir = Path(run_dir)
     run = ms.read_run(run_dir)
@@ -169,8 +179,7 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     write_curves_csv(cell_dir / CURVES_FILE, rows)
 
     states = ms.load_seed_states(run_dir)
-    ckpt_meta = json.loads((ms.latest_checkpoint(run_dir) / "sqljax.json").read_text())
-    env_steps = int(ckpt_meta["metadata"].get("env_steps", rows[-1]["step"]))
+    env_steps = int(rd.run_counters(rd.find_checkpoint(run_dir))["env_steps"])
     summary = bench.summarize(run_dir, reps=REPS)
     wall = [float(r["wall_time"]) for r in ms.read_metrics(run_dir, seed_ids[0]) if r.get("wall_time")]
     cell = {

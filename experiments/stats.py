@@ -27,7 +27,7 @@ touches files.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import scipy.stats
@@ -199,3 +199,16 @@ def summarize_curve(steps, returns, statistics: tuple[str, ...] = ("mean", "iqm"
 def describe(values: Mapping[str, float]) -> str:
     """``"iqm 12.3 [10.1, 14.0]"``-style text of an :func:`interval_estimates` entry."""
     return f"{values['value']:.1f} [{values['ci_low']:.1f}, {values['ci_high']:.1f}]"
+
+
+def difference_ci(a, b, reps: int, confidence: float, seed: int = 0) -> dict[str, float]:
+    """Mean of ``a`` minus mean of ``b`` (two independent groups of seeds) with the
+    percentile interval of independent bootstrap resamples of each group, and the share
+    of resamples in which the difference is positive."""
+    da = bootstrap_distribution(a, aggregate_mean, reps, seed)
+    db = bootstrap_distribution(b, aggregate_mean, reps, seed + 1)
+    d = da - db
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(d, [100 * alpha, 100 * (1 - alpha)])
+    return {"value": float(np.mean(a) - np.mean(b)), "ci_low": float(lo), "ci_high": float(hi),
+            "share_positive": float(np.mean(d > 0))}

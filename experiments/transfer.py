@@ -42,18 +42,19 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 import sqljax
 from experiments import bench, cli, plots, stats
-from experiments.train import default_steps
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_name
-from sqljax.loops import host_loop
+from sqljax.envs.registry import default_steps
+from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
-from sqljax.loops.multi_seed import RunError
+from sqljax.loops import run_dir as rd
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "transfer.png"
@@ -63,8 +64,6 @@ DEFAULT_TASKS = ("AntHallwayWide", "AntHallwayNarrow", "AntUMaze")
 PAPER_ANNEAL_STEPS = 200_000
 MODES = bench.MODES
 ARMS = ("finetune", "scratch")
-_ARM_STYLE = {"finetune": ("C0", "fine-tuned from the pretrained Ant"),
-              "scratch": ("C3", "from scratch")}
 
 
 # Fine-tuning fields set by the study's own flags, not by the SQLConfig flags.
@@ -110,21 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--scratch-schedules", action="store_true", help="give the scratch runs the "
                     "same schedules (default: the pretraining's constant alpha and fresh noise)")
     ev = p.add_argument_group("evaluation, checkpoints, statistics")
-    ev.add_argument("--eval-every", type=int, help="env steps between evaluations (default: "
-                    "steps/20 within [1000, 10000], per phase)")
-    ev.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes per seed and "
-                    "mode")
-    ev.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default: "
-                    "steps/10 within [1000, 50000]; one is always written at the end)")
-    ev.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per run")
-    ev.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
-                    "min(1000, eval-every))")
+    cli.add_schedule_flags(ev, keep_checkpoints=2)
     ev.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS,
                     help="stratified-bootstrap replicates per confidence interval")
     ev.add_argument("--confidence", type=float, default=0.95, help="confidence level")
     ev.add_argument("--stat", choices=("iqm", "mean"), default="iqm", help="line of the plots")
-    ev.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     cli.add_config_flags(p, "hyperparameters (SQLConfig fields, for every phase; default: the "
                          "preset's, or the --pretrained run's)", skip=_SCHEDULE_FIELDS)
     return p
@@ -147,28 +136,19 @@ class Plan:
     out: Path
     seed_ids: tuple[int, ...]
     base_seed: int
-    pretrain: ms.MultiSeedSpec | None  # None with --pretrained
+    pretrain: rd.RunSpec | None  # None with --pretrained
     pretrained: str  # what fine-tuning starts from
-    tasks: dict[str, dict[str, ms.MultiSeedSpec]]  # short name -> arm -> spec
+    tasks: dict[str, dict[str, rd.RunSpec]]  # short name -> arm -> spec
     settings: dict[str, Any]
-
-
-def _schedule(args, steps: int) -> dict[str, int]:
-    eval_every = args.eval_every if args.eval_every is not None else max(1000, min(10_000, steps // 20))
-    ckpt = (args.checkpoint_every if args.checkpoint_every is not None
-            else max(1000, min(50_000, steps // 10)))
-    return dict(eval_every=eval_every, checkpoint_every=ckpt,
-                log_every=args.log_every or min(1000, eval_every or 1000),
-                eval_episodes=args.eval_episodes)
 
 
 def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.SQLConfig, int, int]:
     """The checkpoint ``path`` names, its config and sizes; RunError if it is a
     multi-seed checkpoint without one of ``seed_ids``."""
-    ckpt = host_loop.find_checkpoint(path)
+    ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     counters = meta.get("metadata", {})
-    if counters.get("format") == ms.RUN_FORMAT:
+    if counters.get("format") == rd.RUN_FORMAT:
         missing = [s for s in seed_ids if s not in counters.get("seed_ids", [])]
         if missing:
             raise RunError(f"--pretrained {ckpt} holds seeds {counters.get('seed_ids')}, not seed(s) "
@@ -183,8 +163,9 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.
 def make_plan(args) -> Plan:
     cli.check_at_least(args, {
         **dict.fromkeys(("pretrain_steps", "finetune_steps", "seeds", "eval_episodes",
-                         "keep_checkpoints", "bootstrap_reps", "log_every", "devices"), 1),
-        **dict.fromkeys(("eval_every", "checkpoint_every", "anneal_steps", "first_seed"), 0)})
+                         "keep_checkpoints", "bootstrap_reps", "devices"), 1),
+        **dict.fromkeys(("eval_every", "checkpoint_every", "log_every", "anneal_steps",
+                         "first_seed"), 0)})
     if args.noise_bank_size < 0:
         raise RunError(f"--noise-bank-size must be >= 0 (0: off), got {args.noise_bank_size}")
     if not 0 < args.anneal_fraction <= 1:
@@ -229,9 +210,6 @@ def make_plan(args) -> Plan:
                            f"action size {action_dim}, but {env_id} has observation size "
                            f"{info.obs_dim} and action size {info.action_dim}; transfer needs the "
                            "same spaces")
-        if env_id in ms.JAX_NATIVE_ENVS:
-            raise RunError(f"{env_id} runs the compiled JAX loop, which cannot fine-tune; choose "
-                           "gymnasium tasks")
         if env_id not in task_ids:
             task_ids.append(env_id)
 
@@ -252,19 +230,19 @@ def make_plan(args) -> Plan:
         pretrained = str(args.pretrained)
     else:
         pretrained = str(out / "pretrain")
-        pretrain = ms.MultiSeedSpec(env_id=pretrain_id, config=base, steps=args.pretrain_steps,
+        pretrain = rd.RunSpec(env_id=pretrain_id, config=base, steps=args.pretrain_steps,
                                     out=out / "pretrain", preset=args.preset,
                                     label=f"pretrain {short_name(pretrain_id)}",
-                                    **_schedule(args, args.pretrain_steps), **common)
-    tasks: dict[str, dict[str, ms.MultiSeedSpec]] = {}
+                                    **cli.schedule(args, args.pretrain_steps, False), **common)
+    tasks: dict[str, dict[str, rd.RunSpec]] = {}
     for env_id in task_ids:
         name = short_name(env_id)
-        sched = _schedule(args, args.finetune_steps)
+        sched = cli.schedule(args, args.finetune_steps, False)
         tasks[name] = {
-            "finetune": ms.MultiSeedSpec(env_id=env_id, config=finetune_cfg, steps=args.finetune_steps,
+            "finetune": rd.RunSpec(env_id=env_id, config=finetune_cfg, steps=args.finetune_steps,
                                          out=out / name / "finetune", label=f"{name} fine-tuned",
                                          init_from=pretrained, **sched, **common),
-            "scratch": ms.MultiSeedSpec(env_id=env_id, config=scratch_cfg, steps=args.finetune_steps,
+            "scratch": rd.RunSpec(env_id=env_id, config=scratch_cfg, steps=args.finetune_steps,
                                         out=out / name / "scratch", label=f"{name} from scratch",
                                         preset=None if args.pretrained else args.preset,
                                         **sched, **common),
@@ -290,14 +268,14 @@ def _ckpt_step(path: Path) -> int:
     return int(path.name.split("_")[-1])
 
 
-def run_phase(spec: ms.MultiSeedSpec, log=print, reps: int = stats.DEFAULT_REPS,
+def run_phase(spec: rd.RunSpec, log=print, reps: int = stats.DEFAULT_REPS,
               confidence: float = 0.95, stat: str = "iqm") -> str:
     """Train ``spec`` (or resume it, or skip it when its directory already holds the
     finished run), then write its summary.json and curves.png. Returns what it did."""
     out = Path(spec.out)
-    if (out / ms.RUN_FILE).exists():
-        run = ms.read_run(out)
-        stored = sqljax.SQLConfig.from_dict(json.loads((out / ms.CONFIG_FILE).read_text()))
+    if (out / rd.RUN_FILE).exists():
+        run = rd.read_run(out)
+        stored = sqljax.SQLConfig.from_dict(json.loads((out / rd.CONFIG_FILE).read_text()))
         if (run["env_id"] != resolve_env_id(spec.env_id) or list(run["seed_ids"]) != list(spec.seed_ids)
                 or int(run["base_seed"]) != spec.base_seed or stored != spec.config):
             raise RunError(f"{out} holds another run (env, seeds or hyperparameters differ from this "
@@ -324,19 +302,6 @@ def _per_seed_curve(summary: dict, mode: str) -> tuple[np.ndarray, np.ndarray]:
     ids = [str(s) for s in summary["seed_ids"]]
     returns = np.asarray([curve["per_seed"][s] for s in ids], np.float64).reshape(len(ids), -1)
     return steps, returns
-
-
-def difference_ci(a, b, reps: int, confidence: float, seed: int = 0) -> dict[str, float]:
-    """Mean of ``a`` minus mean of ``b`` (two independent groups of seeds) with the
-    percentile interval of independent bootstrap resamples of each group, and the share
-    of resamples in which the difference is positive."""
-    da = stats.bootstrap_distribution(a, stats.aggregate_mean, reps, seed)
-    db = stats.bootstrap_distribution(b, stats.aggregate_mean, reps, seed + 1)
-    d = da - db
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.percentile(d, [100 * alpha, 100 * (1 - alpha)])
-    return {"value": float(np.mean(a) - np.mean(b)), "ci_low": float(lo), "ci_high": float(hi),
-            "share_positive": float(np.mean(d > 0))}
 
 
 def _verdict(diff: dict[str, float]) -> str:
@@ -388,7 +353,7 @@ def task_summary(task_dir: Path, reps: int, confidence: float) -> dict[str, Any]
                 continue
             comparison[mode] = {}
             for what in ("final", "average"):
-                d = difference_ci(ft[f"{what}_per_seed"], sc[f"{what}_per_seed"], reps, confidence)
+                d = stats.difference_ci(ft[f"{what}_per_seed"], sc[f"{what}_per_seed"], reps, confidence)
                 d["verdict"] = _verdict(d)
                 comparison[mode][what] = d
         out["finetune_minus_scratch"] = comparison
@@ -426,61 +391,10 @@ def write_study(plan: Plan, reps: int, confidence: float, stat: str) -> dict[str
         if t:
             summary["tasks"][name] = t
     plan.out.mkdir(parents=True, exist_ok=True)
-    (plan.out / SUMMARY_FILE).write_text(json.dumps(bench._json_safe(summary), indent=2) + "\n")
-    plot_study(plan, plan.out / PLOT_FILE, stat)
+    (plan.out / SUMMARY_FILE).write_text(json.dumps(bench.json_safe(summary), indent=2) + "\n")
+    plots.plot_transfer(plan.out, list(plan.tasks), len(plan.seed_ids), plan.settings,
+                        plan.out / PLOT_FILE, stat)
     return summary
-
-
-def plot_study(plan: Plan, path: Path, stat: str = "iqm") -> Path:
-    """transfer.png: one column per task, a row per evaluation mode; in each panel the
-    fine-tuned and scratch curves (``stat`` over seeds) with their CI bands."""
-    plt = plots._pyplot()
-    names = list(plan.tasks)
-    fig, axes = plt.subplots(len(MODES), len(names), figsize=(4.6 * len(names), 3.4 * len(MODES)),
-                             squeeze=False, sharex="col")
-    ci_words = None
-    for j, name in enumerate(names):
-        for arm in ARMS:
-            f = plan.out / name / arm / SUMMARY_FILE
-            if not f.is_file():
-                continue
-            s = json.loads(f.read_text())
-            ci_words = ci_words or plots._ci_words(s)
-            color, words = _ARM_STYLE[arm]
-            for i, mode in enumerate(MODES):
-                curve = s["curves"].get(mode)
-                if curve:
-                    plots._band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
-        for i, mode in enumerate(MODES):
-            ax = axes[i, j]
-            ax.set_title(f"{name}: {mode} evaluation", fontsize=9)
-            ax.set_xlabel("fine-tuning env steps (per seed)" if i == len(MODES) - 1 else "")
-            ax.set_ylabel("return (unscaled)" if j == 0 else "")
-            ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(loc="best", fontsize=7)
-    st = plan.settings
-    pre = (f"pretrained {st['pretrain_steps']} steps on {short_name(st['pretrain_env'])}"
-           if st["pretrain_steps"] else f"pretrained: {st['pretrained']}")
-    sched = f"fine-tuning {_schedule_words(st)}"
-    fig.suptitle(plots._title(f"Skill transfer: {pre}; {sched}; {len(plan.seed_ids)} seeds. "
-                              f"{plots._STAT_NAME[stat]} across seeds, band: "
-                              f"{ci_words or '95% stratified-bootstrap CI'}", 62 * len(names)), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _schedule_words(st: dict[str, Any]) -> str:
-    """The fine-tuning schedules of a study's settings, in words."""
-    if not st["anneal_steps"]:
-        return "without schedules"
-    scale = st["config_pretrain"]["reward_scale"]
-    parts = [f"reward scale {scale:g} -> {st['final_reward_scale']:g}" if st["final_reward_scale"]
-             else f"reward scale kept at {scale:g}",
-             f"K_xi {st['noise_bank_size']} -> 1" if st["noise_bank_size"] else "fresh xi"]
-    return f"over {st['anneal_steps']} updates: {', '.join(parts)}"
 
 
 def _report(summary: dict[str, Any]) -> str:
@@ -515,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"transfer study {plan.out}: seeds {plan.seed_ids[0]}..{plan.seed_ids[-1]}, "
               f"{'pretrain ' + str(st['pretrain_steps']) + ' steps, ' if st['pretrain_steps'] else ''}"
               f"fine-tune/scratch {st['finetune_steps']} steps on {', '.join(plan.tasks)}; "
-              f"fine-tuning {_schedule_words(st)}")
+              f"fine-tuning {plots.schedule_words(st)}")
         for k, (what, spec) in enumerate(phases, 1):
             print(f"[{k}/{len(phases)}] {what}: {spec.env_id}, {spec.steps} steps -> {spec.out}")
             done = run_phase(spec, reps=args.bootstrap_reps, confidence=args.confidence, stat=args.stat)

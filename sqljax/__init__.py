@@ -5,16 +5,33 @@ compile as is. Environments live in `sqljax.envs` (gymnasium is imported only th
 """
 
 from sqljax import replay
-from sqljax.checkpoint import (CheckpointError, export_learner, load_checkpoint, load_extra,
-                               read_checkpoint_metadata, save_checkpoint)
+from sqljax.checkpoint import (
+    CheckpointError,
+    export_learner,
+    load_checkpoint,
+    load_extra,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
 from sqljax.config import PRESETS, TASK_REWARD_SCALES, SQLConfig, task_reward_scale
 from sqljax.kernel import KernelOutput, median_bandwidth, rbf_kernel
 from sqljax.networks import QFunction, Sampler, q_apply, sampler_apply
-from sqljax.svgd import (sampler_svgd_gradient, squash_correction, svgd_direction,
-                         target_score)
-from sqljax.update import (UPDATE_METRICS, Batch, SQLState, finetune_state, init, noise_bank_size_at,
-                           q_values, reward_scale_at, sample_actions, td_loss, td_target,
-                           update, update_target)
+from sqljax.svgd import sampler_svgd_gradient, squash_correction, svgd_direction, target_score
+from sqljax.update import (
+    UPDATE_METRICS,
+    Batch,
+    SQLState,
+    finetune_state,
+    init,
+    noise_bank_size_at,
+    q_values,
+    reward_scale_at,
+    sample_actions,
+    td_loss,
+    td_target,
+    update,
+    update_target,
+)
 from sqljax.value import soft_value, soft_value_from_samples, uniform_actions
 
 __version__ = "0.1.0"

@@ -75,24 +75,52 @@ def _restore_tree(directory: Path, like):
 def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,
                     metadata: dict[str, Any] | None = None) -> Path:
     """Write `state` (and optionally a pytree `extra` and JSON `metadata`) to `path`,
-    replacing any checkpoint there, atomically. Returns the path."""
+    replacing an earlier sqljax checkpoint there, atomically. Returns the path.
+
+    Under ``jax.distributed`` every process calls it with the same (host) values: orbax
+    writes the arrays from the primary process while all take part, and process 0
+    renames the finished directory into place before any process returns."""
     if not isinstance(state, SQLState):
         raise TypeError(f"save_checkpoint expects an SQLState, got {type(state).__name__}")
-
-    def write(tmp: Path) -> None:
+    path = Path(path).absolute()
+    multi = jax.process_count() > 1
+    lead = jax.process_index() == 0
+    # every process must name the same temporary directory
+    token = f"p{jax.process_count()}" if multi else uuid.uuid4().hex[:8]
+    tmp = path.parent / f".{path.name}.partial-{token}"
+    if lead:
+        _check_replaceable(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed write
+    _sync("sqljax_checkpoint_start")
+    try:
         _save_tree(tmp / "state", _to_host(flax.serialization.to_state_dict(state)))
         if extra is not None:
             _save_tree(tmp / "extra", _to_host(flax.serialization.to_state_dict(extra)))
-        _write_meta(tmp, state, metadata, has_extra=extra is not None)
+        if lead:
+            _write_meta(tmp, state, metadata, has_extra=extra is not None)
+            _rename_into_place(tmp, path)
+        _sync("sqljax_checkpoint_done")
+    finally:
+        if lead and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
 
-    return _write_atomically(Path(path), write)
+
+def _sync(name: str) -> None:
+    """A barrier of all processes (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def export_learner(path: str | os.PathLike, state: SQLState,
                    metadata: dict[str, Any] | None = None) -> Path:
     """Write the compact export of one learner (see the module docstring) to `path`,
     atomically, replacing any checkpoint there. `state` must be a single learner (no
-    leading seed axis: index a vmapped state first). Returns the path.
+    leading seed axis: index a vmapped state first). Returns the path. It is written by
+    the calling process alone (under ``jax.distributed``, call it from one process).
 
     For the default network sizes an export is a few hundred kB (HalfCheetah ~0.25 MB,
     Ant ~0.45 MB): the parameters three times over (Q, target, sampler), nothing else.
@@ -130,26 +158,32 @@ def _write_meta(directory: Path, state: SQLState, metadata: dict[str, Any] | Non
 
 def _write_atomically(path: Path, write) -> Path:
     """Run `write(tmp)` on a hidden sibling directory of `path`, then rename it into place
-    (replacing what is at `path`), so that `path` is always absent or complete."""
+    (replacing an earlier checkpoint at `path`), so that `path` is always absent or
+    complete."""
     path = path.absolute()
     _check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         write(tmp)
-        _fsync_dir(tmp)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-        _fsync_dir(path.parent)
+        _rename_into_place(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _rename_into_place(tmp: Path, path: Path) -> None:
+    """Move the finished directory `tmp` to `path`, replacing what is there."""
+    _fsync_dir(tmp)
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _check_replaceable(path: Path) -> None:

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-# Reward scale (1 / alpha) per MuJoCo task in the authors' code.
-TASK_REWARD_SCALES: dict[str, float] = {
-    "Swimmer": 30.0,
-    "Hopper": 30.0,
-    "HalfCheetah": 30.0,
-    "Walker2d": 10.0,
-    "Ant": 300.0,
-    "Humanoid": 100.0,
-    "Pendulum": 10.0,
-}
+from sqljax.envs import registry
+
+#: Reward scale (1 / alpha) per task in the authors' code, by short name (from the task
+#: table, :mod:`sqljax.envs.registry`).
+TASK_REWARD_SCALES: dict[str, float] = {t.short: t.reward_scale for t in registry.TASKS
+                                        if t.reward_scale is not None and t.kind == "gym"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +47,8 @@ class SQLConfig:
     kernel_h_min: float = 1e-3
     # Target network: every `target_update_interval` updates,
     # target <- target_tau * Q + (1 - target_tau) * target (tau = 1 is a hard copy).
+    # A soft update (tau < 1) needs interval 1 (Polyak averaging); tau < 1 with a longer
+    # interval is refused, as is `final_reward_scale` without `anneal_steps`.
     target_update_interval: int = 1000
     target_tau: float = 1.0
     # Number of soft Q-functions; with 2, targets use the elementwise minimum.
@@ -133,8 +132,7 @@ class SQLConfig:
 
 def task_reward_scale(task: str) -> float | None:
     """The authors' reward scale for a task name ("Ant", "Ant-v5", ...), or None."""
-    base = task.split("/")[-1].split("-")[0]
-    return TASK_REWARD_SCALES.get(base)
+    return registry.reward_scale(task)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -211,11 +209,18 @@ def _validate(c: SQLConfig) -> None:
     _check(isinstance(c.target_tau, (int, float)) and 0 < c.target_tau <= 1,
            "target_tau", "in (0, 1]", c.target_tau)
     _check(c.n_q in (1, 2), "n_q", "1 or 2", c.n_q)
+    # Pairs that would silently do something else than they say:
+    _check(c.target_tau == 1 or c.target_update_interval == 1, "target_tau",
+           "1 (a hard copy) when target_update_interval > 1 (a soft update every "
+           f"{c.target_update_interval} updates barely moves the target; set "
+           "target_update_interval=1 for Polyak averaging)", c.target_tau)
     _check(isinstance(c.learning_starts, int) and c.learning_starts >= 0,
            "learning_starts", "an integer >= 0", c.learning_starts)
     _check(isinstance(c.anneal_steps, int) and c.anneal_steps >= 0,
            "anneal_steps", "an integer >= 0", c.anneal_steps)
     if c.final_reward_scale is not None:
         positive_float("final_reward_scale")
+        _check(c.anneal_steps > 0, "final_reward_scale", "None when anneal_steps = 0 (the "
+               "schedule never runs; set anneal_steps > 0 to anneal)", c.final_reward_scale)
     _check(isinstance(c.noise_bank_size, int) and c.noise_bank_size >= 0,
            "noise_bank_size", "an integer >= 0 (0 = off)", c.noise_bank_size)

@@ -13,7 +13,7 @@ are extra particle dims (possibly none). Outputs follow x's leading dims.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

@@ -8,7 +8,7 @@ import mujoco
 import numpy as np
 import pytest
 
-import sqljax.envs  # noqa: F401  (registers the sqljax/* ids)
+import sqljax.envs.gym_adapter  # noqa: F401  (registers the sqljax/* ids)
 from sqljax.envs.ant_tasks import (
     HALLWAY_WIDTHS,
     UMAZE_GOAL,

@@ -3,11 +3,10 @@ import json
 import jax
 import numpy as np
 import pytest
+from test_update import ACT, OBS, SMALL, random_batch
 
 import sqljax
 from sqljax import replay
-
-from test_update import ACT, OBS, SMALL, random_batch
 
 
 def trained(n=3):

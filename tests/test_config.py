@@ -61,3 +61,29 @@ def test_round_trip_and_frozen():
     with pytest.raises(ValueError, match="unknown"):
         sqljax.SQLConfig.from_dict({"bogus": 1})
     assert hash(c) == hash(sqljax.SQLConfig(reward_scale=30.0, n_q=2))
+
+
+def test_pairs_that_would_silently_do_something_else_are_refused():
+    # A soft target update every 1000 updates would barely move the target.
+    with pytest.raises(ValueError, match=r"target_tau must be 1 .* when target_update_interval > 1"):
+        sqljax.SQLConfig(target_tau=0.005)
+    soft = sqljax.SQLConfig(target_tau=0.005, target_update_interval=1)
+    assert (soft.target_tau, soft.target_update_interval) == (0.005, 1)
+    assert sqljax.SQLConfig(target_update_interval=500).target_tau == 1.0
+    # A final reward scale without an annealing span would never be reached.
+    with pytest.raises(ValueError, match="final_reward_scale must be None when anneal_steps = 0"):
+        sqljax.SQLConfig(final_reward_scale=1000.0)
+    assert sqljax.SQLConfig(final_reward_scale=1000.0, anneal_steps=10).final_reward_scale == 1000.0
+
+
+def test_task_facts_come_from_the_task_table():
+    from sqljax.envs import registry
+
+    assert sqljax.task_reward_scale("Ant") == sqljax.task_reward_scale("Ant-v4") == 300.0
+    assert sqljax.SQLConfig.preset("code", task="HalfCheetah-v5").reward_scale == 30.0
+    assert sqljax.SQLConfig.preset("code", task="gymnax:Pendulum-v1").reward_scale == 10.0
+    assert registry.find_task("MultiGoal") is registry.find_task("sqljax/MultiGoal-v0")
+    assert registry.task_kind("MultiGoal-v0") == registry.task_kind("gymnax:Acrobot-v1") == "jax"
+    assert registry.task_kind("Pendulum") == "gym"
+    assert registry.default_steps("Pendulum") == 30_000 and registry.default_preset("AntUMaze") == "pretrain"
+    assert registry.default_steps("Hopper-v4") == 1_000_000 and registry.default_steps("Foo-v0") == 100_000

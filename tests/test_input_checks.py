@@ -5,10 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_update import ACT, OBS, SMALL, random_batch
 
 import sqljax
-
-from test_update import ACT, OBS, SMALL, random_batch
 
 
 @pytest.fixture(scope="module")

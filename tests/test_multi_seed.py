@@ -1,6 +1,7 @@
 """Multi-seed training (sqljax/loops/multi_seed.py, experiments/bench.py): seed i of a
-vmapped run is the run of seed i alone, seeds differ, the seed axis shards over four
-devices without changing the numbers, and runs resume from their checkpoints."""
+vmapped run is the run of seed i alone (and what experiments.train --seed i computes),
+seeds differ, the seed axis shards over four devices without changing the numbers, and
+runs resume from their checkpoints."""
 
 import dataclasses
 import json
@@ -17,6 +18,7 @@ import pytest
 
 import sqljax
 from experiments import bench
+from sqljax.loops import gym_loop
 from sqljax.loops import multi_seed as ms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +149,8 @@ def test_gym_resume_after_the_logged_metrics_change(tmp_path, monkeypatch):
     before = ms.read_metrics(run, 0)
     assert "q_loss" not in before[0] and before[2]["q_mean"]
     monkeypatch.undo()
-    ms._gym_program.cache_clear()
+    gym_loop.compiled.cache_clear()
+    ms.stats_fns.cache_clear()
 
     out = ms.train(spec(120), resume=True, **QUIET)
     assert out["env_steps"] == 120 and out["updates"] == [71]
@@ -218,7 +221,7 @@ def test_bench_writes_summary_curves_and_compares(mg_runs, tmp_path):
         assert final["mean"]["value"] == pytest.approx(np.mean(per_seed))
     assert set(summary["final"]["goals_reached"]) == {"0", "1"}
     assert (run / "curves.png").stat().st_size > 0
-    assert json.loads((run / "bench.json").read_text())["n_devices"] == 1
+    assert json.loads((run / "run.json").read_text())["n_devices"] == 1
 
 
 def test_multigoal_resume_is_exact(mg_runs):
@@ -251,7 +254,7 @@ def test_four_devices_match_one(four_device_run, mg_runs):
     assert "6 seeds cannot be split evenly over 4 devices" in stderr
     assert "RC4 0" in stdout, stdout + stderr
     four = out / "four"
-    assert json.loads((four / "bench.json").read_text())["n_devices"] == 4
+    assert json.loads((four / "run.json").read_text())["n_devices"] == 4
     sharded = ms.load_seed_states(four)
     one = ms.load_seed_states(mg_runs / "both")
     assert sharded.step.tolist() == [51] * 4 and one.step.tolist() == [51, 51]
@@ -262,3 +265,39 @@ def test_four_devices_match_one(four_device_run, mg_runs):
     b = json.loads((mg_runs / "both" / "summary.json").read_text())["final"]["stochastic"]["per_seed"]
     for s in ("0", "1"):
         assert a[s] == pytest.approx(b[s], rel=1e-4)
+
+
+# --------------------------------------------------------------------- one run is seed S of N
+
+CLI_TINY = ["--env", "Pendulum", "--steps", "300", "--hidden-sizes", "32", "--batch-size", "32",
+            "--value-n-particles", "8", "--kernel-n-particles", "4", "--learning-starts", "100",
+            "--eval-every", "300", "--checkpoint-every", "300", "--log-every", "100",
+            "--eval-episodes", "1", "--no-progress"]
+
+
+def test_train_seed_is_that_seed_of_bench(tmp_path):
+    """`experiments.train --seed 3` computes what seed 3 of `experiments.bench --seeds 4`
+    computes: one driver, one key derivation (up to the float rounding of batched kernels)."""
+    from experiments import train
+
+    assert train.main(CLI_TINY + ["--seed", "3", "--out", str(tmp_path / "train")]) == 0
+    assert bench.main(CLI_TINY + ["--seeds", "4", "--out", str(tmp_path / "bench"),
+                                  "--bootstrap-reps", "1000"]) == 0
+    one, four = ms.load_seed_states(tmp_path / "train"), ms.load_seed_states(tmp_path / "bench")
+    assert one.step.tolist() == [201] and four.step.tolist() == [201] * 4
+    assert max_diff(learned(ms.unstack(one, 0)), learned(ms.unstack(four, 3))) < 1e-4
+    assert max_diff(learned(ms.unstack(one, 0)), learned(ms.unstack(four, 2))) > 1e-3
+    solo, same = ms.read_metrics(tmp_path / "train", 3), ms.read_metrics(tmp_path / "bench", 3)
+    assert [r["step"] for r in solo] == [r["step"] for r in same] == ["100", "200", "300"]
+    assert [r["episodes"] for r in solo] == [r["episodes"] for r in same]
+    assert float(solo[-1]["eval_return"]) == pytest.approx(float(same[-1]["eval_return"]), rel=1e-3)
+
+
+def test_checkpoints_of_the_earlier_format_are_refused_in_one_line(tmp_path):
+    agent = sqljax.init(jax.random.key(0), sqljax.SQLConfig(hidden_sizes=(8,)), 3, 1)
+    old = tmp_path / "old"
+    sqljax.save_checkpoint(old, agent, metadata={"format": "sqljax-multi-seed-run", "seed_ids": [0, 1]})
+    with pytest.raises(ms.RunError, match="earlier version of sqljax"):
+        ms.load_init_states(old, (0, 1), "Pendulum-v1", 3, 1)
+    with pytest.raises(ms.RunError, match="earlier version of sqljax"):
+        ms.load_run_state(old)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import sqljax.envs  # noqa: F401  (registers sqljax/MultiGoal-v0)
+import sqljax.envs.gym_adapter  # noqa: F401  (registers sqljax/MultiGoal-v0)
 from sqljax.envs import multigoal as mg
 
 

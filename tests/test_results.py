@@ -11,13 +11,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from test_checkpoint import trained
+from test_update import ACT, OBS, SMALL, random_batch
 
 import sqljax
 from experiments import evaluate, results
 from sqljax.loops import multi_seed as ms
-
-from test_checkpoint import trained
-from test_update import ACT, OBS, SMALL, random_batch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CELL = ["--eval-every", "40", "--eval-episodes", "1", "--checkpoint-every", "40",
@@ -95,7 +94,7 @@ def cell(tmp_path_factory):
 
 def test_cell_files_hold_the_runs_evaluations(cell):
     root, cell_dir = cell
-    assert cell_dir == root / "results" / "Pendulum-v1" / "code"
+    assert cell_dir == root / "results" / "Pendulum" / "code"
     assert sorted(os.listdir(cell_dir)) == ["cell.json", "curves.csv", "curves.png"]
     with open(cell_dir / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -116,7 +115,7 @@ def test_zoo_holds_each_seeds_final_learner_and_it_evaluates(cell, capsys):
     final = ms.load_seed_states(root / "runs/cell")
     obs = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
     for i in (0, 1):
-        path = root / "zoo" / "Pendulum-v1" / "code" / f"seed{i}"
+        path = root / "zoo" / "Pendulum" / "code" / f"seed{i}"
         learner = sqljax.load_checkpoint(path)
         assert int(learner.step) == int(final.step[i]) > 0
         want = jax.tree.map(lambda x, i=i: np.asarray(x)[i], final)
@@ -135,7 +134,7 @@ def test_zoo_holds_each_seeds_final_learner_and_it_evaluates(cell, capsys):
 def test_table_row_and_a_resumed_cell(cell):
     root, cell_dir = cell
     table = (root / "results" / "README.md").read_text()
-    row = next(line for line in table.splitlines() if line.startswith("| Pendulum-v1 "))
+    row = next(line for line in table.splitlines() if line.startswith("| Pendulum "))
     assert "| code | 80 | 2 |" in row
     cwd = os.getcwd()
     os.chdir(root)

@@ -27,7 +27,8 @@ import sqljax
 from experiments import evaluate as evaluate_cli
 from experiments import train as train_cli
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id
-from sqljax.loops import host_loop
+from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--hidden-sizes", "32", "32", "--batch-size", "32", "--value-n-particles", "4",
@@ -53,7 +54,7 @@ def cache_dir(tmp_path_factory):
         except Exception:
             pass
     try:  # let the next module start with the cache it configures (or none)
-        from jax._src import compilation_cache
+        from jax.experimental.compilation_cache import compilation_cache
 
         compilation_cache.reset_cache()
     except Exception:
@@ -72,7 +73,9 @@ def one_error_line(capsys) -> str:
 
 
 def read_rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
+    """The metrics rows of a one-seed run (``seed<S>/metrics.csv``)."""
+    (seed,) = json.loads((run_dir / "run.json").read_text())["seed_ids"]
+    with open(run_dir / f"seed{seed}" / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -160,7 +163,7 @@ def test_run_writes_every_output(pendulum_run):
     assert cfg.hidden_sizes == (32, 32) and cfg.batch_size == 32 and cfg.kernel_n_particles == 4
     assert cfg.reward_scale == sqljax.task_reward_scale("Pendulum-v1") == 10.0
     run = json.loads((out / "run.json").read_text())
-    assert run["env_id"] == "Pendulum-v1" and run["seed"] == 3 and run["steps"] == 2000
+    assert run["env_id"] == "Pendulum-v1" and run["seed_ids"] == [3] and run["steps"] == 2000
 
     rows = read_rows(out)
     assert [int(r["step"]) for r in rows] == list(range(250, 2001, 250))
@@ -173,13 +176,13 @@ def test_run_writes_every_output(pendulum_run):
     assert all(float(r["steps_per_sec"]) > 0 and np.isfinite(float(r["q_loss"])) for r in rows)
     assert int(rows[-1]["episodes"]) == 10  # Pendulum's 200-step time limit
 
-    assert list(out.glob("events.out.tfevents.*"))
+    assert list(out.glob("seed3/events.out.tfevents.*"))
     assert (out / "learning_curve.png").stat().st_size > 10_000
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert ckpts == ["step_000001500", "step_000002000"]  # the last two kept
     meta = sqljax.read_checkpoint_metadata(out / "checkpoints" / "step_000002000")
     counters = meta["metadata"]
-    assert counters["env_steps"] == 2000 and counters["updates"] == 1901 and counters["episodes"] == 10
+    assert counters["env_steps"] == 2000 and counters["updates"] == [1901] and counters["episodes"] == [10]
     assert counters["replay_size"] == 1000 and counters["env_id"] == "Pendulum-v1"
     agent = sqljax.load_checkpoint(out / "checkpoints" / "step_000002000")
     assert int(agent.step) == 1901
@@ -233,7 +236,7 @@ def test_kill_and_resume(tmp_path, cache_dir):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    kept = host_loop.checkpoint_dirs(out)
+    kept = rd.checkpoint_dirs(out)
     last_step = kept[-1][0]
     assert 2000 <= last_step < 6000
     # what a kill in the middle of a write leaves: a hidden temp dir and a torn dir
@@ -246,8 +249,8 @@ def test_kill_and_resume(tmp_path, cache_dir):
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"from step_{last_step:09d}" in res.stdout
     meta = sqljax.read_checkpoint_metadata(out / "checkpoints" / "step_000006000")["metadata"]
-    assert meta["env_steps"] == 6000 and meta["updates"] == 6000 - 100 + 1
-    assert meta["episodes"] >= 29  # 30 without the kill; the episode cut by the kill is lost
+    assert meta["env_steps"] == 6000 and meta["updates"] == [6000 - 100 + 1]
+    assert meta["episodes"][0] >= 29  # 30 without the kill; the episode cut by the kill is lost
     rows = read_rows(out)
     steps = [int(r["step"]) for r in rows]
     assert steps == sorted(set(steps)) and steps[-1] == 6000 and steps[0] == 500
@@ -277,9 +280,10 @@ def test_replay_holds_terminations_not_truncations(tmp_path, cache_dir):
                      "--learning-starts", 1000, "--eval-episodes", 1, "--no-progress",
                      "--hidden-sizes", 32, 32) == 0
     ckpt = out / "checkpoints" / "step_000000040"
-    carry, counters = host_loop.load_run_checkpoint(ckpt, 40, ())
-    assert counters["replay_size"] == 40 and int(carry.env_steps) == 40
-    exp = jax.tree.map(lambda x: np.asarray(x)[0], carry.buffer.experience)
+    carry = ms.load_run_state(ckpt)
+    counters = sqljax.read_checkpoint_metadata(ckpt)["metadata"]
+    assert counters["replay_size"] == 40 and carry.env_steps.tolist() == [40]
+    exp = jax.tree.map(lambda x: np.asarray(x)[0, 0], carry.buffer.experience)  # seed 0
     t, ep = exp.obs[:, 0], exp.obs[:, 1]
     nt, nep = exp.next_obs[:, 0], exp.next_obs[:, 1]
     np.testing.assert_array_equal(nt, t + 1)  # next_obs is the true last obs, never a reset's
@@ -307,7 +311,9 @@ def test_non_finite_loss_stops_and_names_the_step(tmp_path, capsys, cache_dir):
     assert "diverged at env step" in line and "q_loss" in line
     bad_step = int(line.split("env step ")[1].split()[0])
     assert 300 < bad_step < 500
-    kept = host_loop.checkpoint_dirs(out)
+    # the update: one per env step from learning_starts (100) on
+    assert int(line.split("update ")[1].split(":")[0]) == bad_step - 99
+    kept = rd.checkpoint_dirs(out)
     assert kept and kept[-1][0] < bad_step and str(kept[-1][1]) in line
     agent = sqljax.load_checkpoint(kept[-1][1])
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(agent))
@@ -321,7 +327,7 @@ def test_init_from_copies_q_and_sampler(pendulum_run, tmp_path):
     cfg = sqljax.SQLConfig.from_dict(json.loads((out / "config.json").read_text()))
     assert cfg.hidden_sizes == (32, 32)  # from the pretrained run
     assert (cfg.anneal_steps, cfg.final_reward_scale, cfg.noise_bank_size) == (500, 1000.0, 4)
-    pre = sqljax.load_checkpoint(host_loop.latest_checkpoint(pendulum_run))
+    pre = sqljax.load_checkpoint(rd.latest_checkpoint(pendulum_run))
     new = sqljax.load_checkpoint(out / "checkpoints" / "step_000000300")
     assert int(new.step) == 0  # no update yet: the parameters are the pretrained ones
     for a, b in zip(jax.tree.leaves((pre.q_params, pre.sampler_params)),
@@ -396,10 +402,23 @@ def test_resume_without_checkpoint(tmp_path, capsys):
     out = tmp_path / "nockpt"
     out.mkdir()
     (out / "config.json").write_text(json.dumps(sqljax.SQLConfig().to_dict()))
-    (out / "run.json").write_text(json.dumps({"format": "sqljax-run", "env_id": "Pendulum-v1",
-                                              "seed": 0, "steps": 10}))
+    spec = rd.RunSpec(env_id="Pendulum-v1", config=sqljax.SQLConfig(), seed_ids=(0,), steps=10,
+                      out=out)
+    (out / "run.json").write_text(json.dumps(spec.to_json()))
     assert run_train("--resume", out) == 2
     assert "no complete checkpoint" in one_error_line(capsys)
+
+
+def test_resume_refuses_the_earlier_run_format(tmp_path, capsys):
+    for name, run in (("run.json", {"format": "sqljax-run", "env_id": "Pendulum-v1", "seed": 0,
+                                    "steps": 10}),
+                      ("bench.json", {"format": "sqljax-multi-seed-run", "seed_ids": [0]})):
+        out = tmp_path / name
+        out.mkdir()
+        (out / "config.json").write_text(json.dumps(sqljax.SQLConfig().to_dict()))
+        (out / name).write_text(json.dumps(run))
+        assert run_train("--resume", out) == 2
+        assert "earlier version of sqljax" in one_error_line(capsys)
 
 
 def test_resume_with_other_sizes(pendulum_run, capsys):

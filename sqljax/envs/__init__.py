@@ -1,16 +1,8 @@
-"""Environment registrations for gymnasium (importing this module registers them)."""
+"""Environments: the task table (:mod:`sqljax.envs.registry`), JAX-native envs behind
+gymnax 1.0's interface (:func:`make_jax_env`; no gymnasium import), and the gymnasium
+adapter (:mod:`sqljax.envs.gym_adapter`, which registers the ``sqljax/...`` ids)."""
 
-import gymnasium as gym
+from sqljax.envs.jax_env import make_jax_env
+from sqljax.envs.registry import TASKS, Task, find_task, task_kind
 
-if "sqljax/MultiGoal-v0" not in gym.registry:
-    gym.register(id="sqljax/MultiGoal-v0", entry_point="sqljax.envs.multigoal:MultiGoalEnv", max_episode_steps=30)
-
-# Ant skill-transfer tasks (sqljax/envs/ant_tasks.py): same observation/action spaces as Ant-v5.
-for _id, _entry, _kwargs in (
-    ("sqljax/AntAnyDirection-v0", "sqljax.envs.ant_tasks:AntAnyDirection", {}),
-    ("sqljax/AntHallwayWide-v0", "sqljax.envs.ant_tasks:AntHallway", {"variant": "wide"}),
-    ("sqljax/AntHallwayNarrow-v0", "sqljax.envs.ant_tasks:AntHallway", {"variant": "narrow"}),
-    ("sqljax/AntUMaze-v0", "sqljax.envs.ant_tasks:AntUMaze", {}),
-):
-    if _id not in gym.registry:
-        gym.register(id=_id, entry_point=_entry, kwargs=_kwargs, max_episode_steps=1000)
+__all__ = ["TASKS", "Task", "find_task", "make_jax_env", "task_kind"]

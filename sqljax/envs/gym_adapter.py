@@ -25,21 +25,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-import sqljax.envs  # noqa: F401  (registers sqljax/MultiGoal-v0 and the Ant tasks)
+from sqljax.envs import multigoal, registry
 
 __all__ = ["EnvError", "GymEnv", "SHORT_NAMES", "EnvInfo", "env_info", "make_env",
            "resolve_env_id", "short_name"]
 
-#: Names that do not follow from the registry by dropping namespace and version.
-SHORT_NAMES: dict[str, str] = {
-    "Ant": "Ant-v5",
-    "HalfCheetah": "HalfCheetah-v5",
-    "Hopper": "Hopper-v5",
-    "Walker2d": "Walker2d-v5",
-    "Swimmer": "Swimmer-v5",
-    "Humanoid": "Humanoid-v5",
-    "AntHallway": "sqljax/AntHallwayWide-v0",
-}
+#: Short names of the task table's gymnasium tasks (``Ant`` -> ``Ant-v5``).
+SHORT_NAMES: dict[str, str] = {t.short: t.id for t in registry.TASKS if t.kind == "gym"}
 
 
 class EnvError(ValueError):
@@ -68,20 +60,23 @@ def resolve_env_id(name: str) -> str:
     listing close names otherwise.
     """
     name = str(name).strip()
-    registry = gym.registry
-    if name in registry:
+    task = registry.find_task(name)
+    if task is not None:
+        return task.id
+    if name.startswith(registry.GYMNAX_PREFIX):
         return name
-    if name in SHORT_NAMES:
-        return SHORT_NAMES[name]
-    same_name = [i for i in registry if i.split("/")[-1] == name]
+    gym_ids = gym.registry
+    if name in gym_ids:
+        return name
+    same_name = [i for i in gym_ids if i.split("/")[-1] == name]
     if len(same_name) == 1:
         return same_name[0]
     if not re.search(r"-v\d+$", name):
-        versions = [i for i in registry if _base_name(i) == name.split("/")[-1]
+        versions = [i for i in gym_ids if _base_name(i) == name.split("/")[-1]
                     and (("/" not in name) or i.startswith(name.rsplit("/", 1)[0] + "/"))]
         if versions:
             return max(versions, key=_version)
-    candidates = sorted(set(registry) | set(SHORT_NAMES))
+    candidates = sorted(set(gym_ids) | set(SHORT_NAMES))
     close = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
     if not close:  # try case-insensitively, and on the names without version
         lowered = {c.lower(): c for c in candidates}
@@ -91,9 +86,7 @@ def resolve_env_id(name: str) -> str:
                    f"action space, e.g. Pendulum-v1, or a short name: {', '.join(sorted(SHORT_NAMES))})")
 
 
-def short_name(env_id: str) -> str:
-    """A name for directories: ``sqljax/AntUMaze-v0`` -> ``AntUMaze-v0``."""
-    return env_id.split("/")[-1]
+short_name = registry.short_name
 
 
 @dataclass(frozen=True)
@@ -263,3 +256,55 @@ def make_env(env_id: str, max_episode_steps: int | None = None,
     """:class:`GymEnv` for ``env_id`` (any accepted name, see :func:`resolve_env_id`)."""
     return GymEnv(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode,
                   **make_kwargs)
+
+
+# ------------------------------------------------------------------ registrations
+
+class MultiGoalEnv(gym.Env):
+    """``gymnasium.Env`` of the multi-goal task, same equations as the JAX API.
+
+    ``reset(seed=..., options={"position": (x, y)})`` starts at a chosen position
+    (otherwise s0 ~ N(0, init_std^2 I)). The raw env never truncates; the registered
+    ``sqljax/MultiGoal-v0`` adds a TimeLimit of ``max_episode_steps``.
+    ``info["goal"]`` is the index of the goal reached, -1 if none.
+    Observation (2,) float32 in [-7, 7]^2, action (2,) float32 in [-1, 1]^2.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, params: multigoal.MultiGoalParams = multigoal.DEFAULT_PARAMS):
+        self.params = params
+        b, a = params.position_bound, params.action_bound
+        self.observation_space = spaces.Box(-b, b, shape=(multigoal.OBS_DIM,), dtype=np.float32)
+        self.action_space = spaces.Box(-a, a, shape=(multigoal.ACTION_DIM,), dtype=np.float32)
+        self._position = np.zeros(multigoal.OBS_DIM, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if options is not None and options.get("position") is not None:
+            position = np.asarray(options["position"], dtype=np.float32).reshape(multigoal.OBS_DIM)
+        else:
+            position = self.params.init_std * self.np_random.normal(size=multigoal.OBS_DIM)
+        self._position = np.asarray(position, dtype=np.float32)
+        return self._position.copy(), {}
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float32).reshape(multigoal.ACTION_DIM)
+        position, reward, reached, goal = multigoal.transition(np, self.params, self._position, action)
+        self._position = position
+        return position.copy(), float(reward), bool(reached), False, {"goal": int(goal)}
+
+
+if "sqljax/MultiGoal-v0" not in gym.registry:
+    gym.register(id="sqljax/MultiGoal-v0", entry_point="sqljax.envs.gym_adapter:MultiGoalEnv",
+                 max_episode_steps=multigoal.MAX_EPISODE_STEPS)
+
+# Ant skill-transfer tasks (sqljax/envs/ant_tasks.py): same observation/action spaces as Ant-v5.
+for _id, _entry, _kwargs in (
+    ("sqljax/AntAnyDirection-v0", "sqljax.envs.ant_tasks:AntAnyDirection", {}),
+    ("sqljax/AntHallwayWide-v0", "sqljax.envs.ant_tasks:AntHallway", {"variant": "wide"}),
+    ("sqljax/AntHallwayNarrow-v0", "sqljax.envs.ant_tasks:AntHallway", {"variant": "narrow"}),
+    ("sqljax/AntUMaze-v0", "sqljax.envs.ant_tasks:AntUMaze", {}),
+):
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point=_entry, kwargs=_kwargs, max_episode_steps=1000)

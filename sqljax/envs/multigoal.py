@@ -13,8 +13,10 @@ namespace ``xp`` so that it runs on ``jax.numpy`` and on ``numpy`` alike):
       obs, state = reset(key, params)
       obs, state, reward, terminated, truncated, info = step(key, state, action, params)
 
-* :class:`MultiGoalEnv`, a ``gymnasium.Env`` with the same numbers, registered as
-  ``sqljax/MultiGoal-v0`` when :mod:`sqljax.envs` is imported.
+* :class:`MultiGoal`, the same functions behind the JAX-native protocol (automatic
+  reset), which the compiled training loop takes;
+* ``MultiGoalEnv`` (:mod:`sqljax.envs.gym_adapter`), a ``gymnasium.Env`` with the same
+  numbers, registered as ``sqljax/MultiGoal-v0``.
 
 Shapes: observation and position ``(2,)``, action ``(2,)``; under ``vmap`` a leading
 batch axis is added to every array.
@@ -25,12 +27,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
-from gymnasium import spaces
+
+from sqljax.envs.jax_env import Box
 
 # --------------------------------------------------------------------------- constants
 
@@ -185,38 +186,34 @@ def step(
     return next_position, next_state, reward, reached, truncated, {"goal": goal}
 
 
-# ------------------------------------------------------------------ gymnasium version
+# ------------------------------------------------------------------ the protocol
 
-class MultiGoalEnv(gym.Env):
-    """``gymnasium.Env`` of the multi-goal task, same equations as the JAX API.
+class MultiGoal:
+    """The multi-goal env behind the JAX-native protocol (:mod:`sqljax.envs.jax_env`):
+    :func:`reset` and :func:`step` with automatic reset, the true last observation in
+    ``info["final_observation"]``."""
 
-    ``reset(seed=..., options={"position": (x, y)})`` starts at a chosen position
-    (otherwise s0 ~ N(0, init_std^2 I)). The raw env never truncates; the registered
-    ``sqljax/MultiGoal-v0`` adds a TimeLimit of ``max_episode_steps``.
-    ``info["goal"]`` is the index of the goal reached, -1 if none.
-    Observation (2,) float32 in [-7, 7]^2, action (2,) float32 in [-1, 1]^2.
-    """
+    def reset(self, key: jax.Array, params: MultiGoalParams = DEFAULT_PARAMS):
+        return reset(key, params)
 
-    metadata = {"render_modes": []}
+    def step(self, key: jax.Array, state: EnvState, action: jax.Array,
+             params: MultiGoalParams = DEFAULT_PARAMS):
+        k_step, k_reset = jax.random.split(key)
+        obs, state, reward, terminated, truncated, info = step(k_step, state, action, params)
+        done = terminated | truncated
+        obs_reset, state_reset = reset(k_reset, params)
+        state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, state)
+        info = dict(info, final_observation=obs)
+        return jnp.where(done, obs_reset, obs), state, reward, terminated, truncated, info
 
-    def __init__(self, params: MultiGoalParams = DEFAULT_PARAMS):
-        self.params = params
-        b, a = params.position_bound, params.action_bound
-        self.observation_space = spaces.Box(-b, b, shape=(OBS_DIM,), dtype=np.float32)
-        self.action_space = spaces.Box(-a, a, shape=(ACTION_DIM,), dtype=np.float32)
-        self._position = np.zeros(OBS_DIM, np.float32)
+    def observation_space(self, params: MultiGoalParams = DEFAULT_PARAMS) -> Box:
+        return Box(-params.position_bound, params.position_bound, (OBS_DIM,))
 
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        if options is not None and options.get("position") is not None:
-            position = np.asarray(options["position"], dtype=np.float32).reshape(OBS_DIM)
-        else:
-            position = self.params.init_std * self.np_random.normal(size=OBS_DIM)
-        self._position = np.asarray(position, dtype=np.float32)
-        return self._position.copy(), {}
+    def action_space(self, params: MultiGoalParams = DEFAULT_PARAMS) -> Box:
+        return Box(-params.action_bound, params.action_bound, (ACTION_DIM,))
 
-    def step(self, action):
-        action = np.asarray(action, dtype=np.float32).reshape(ACTION_DIM)
-        position, reward, reached, goal = transition(np, self.params, self._position, action)
-        self._position = position
-        return position.copy(), float(reward), bool(reached), False, {"goal": int(goal)}
+    def __hash__(self) -> int:  # every instance is the same env
+        return hash(MultiGoal)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MultiGoal)

@@ -1,0 +1,97 @@
+"""The task table: every per-task fact in one place (no gymnasium import).
+
+Each :class:`Task` has its id (a gymnasium id, or ``gymnax:<id>`` / ``sqljax/...`` for
+JAX-native envs), a short name, the authors' reward scale (1 / alpha; None: the
+preset's), the default run length, the default preset and its kind (``"gym"``: stepped
+on the host through gymnasium; ``"jax"``: pure JAX functions, trained by the compiled
+loop). :func:`find_task` normalises what a user types, once, for every command:
+``Ant``, ``Ant-v5``, ``MultiGoal``, ``MultiGoal-v0``, ``sqljax/MultiGoal-v0``,
+``gymnax:Pendulum-v1``. Ids outside the table are gymnasium ids (``kind`` "gym"), or
+``gymnax:<id>`` for any gymnax env with a continuous action space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+GYMNAX_PREFIX = "gymnax:"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    id: str
+    short: str
+    reward_scale: float | None
+    steps: int
+    preset: str = "code"
+    kind: str = "gym"
+
+
+_MUJOCO = ("Swimmer", 30.0, 500_000), ("Hopper", 30.0, 1_000_000), (
+    "HalfCheetah", 30.0, 1_000_000), ("Walker2d", 10.0, 1_000_000), (
+    "Ant", 300.0, 1_000_000), ("Humanoid", 100.0, 3_000_000)
+
+#: The tasks with facts of their own (reward scales: the authors' code).
+TASKS: tuple[Task, ...] = (
+    *(Task(f"{name}-v5", name, scale, steps) for name, scale, steps in _MUJOCO),
+    Task("Pendulum-v1", "Pendulum", 10.0, 30_000),
+    Task("gymnax:Pendulum-v1", "gymnax:Pendulum", 10.0, 30_000, kind="jax"),
+    Task("sqljax/MultiGoal-v0", "MultiGoal", None, 20_000, "multigoal", kind="jax"),
+    Task("sqljax/AntAnyDirection-v0", "AntAnyDirection", None, 1_000_000, "pretrain"),
+    Task("sqljax/AntHallwayWide-v0", "AntHallway", None, 1_000_000, "pretrain"),
+    Task("sqljax/AntHallwayNarrow-v0", "AntHallwayNarrow", None, 1_000_000, "pretrain"),
+    Task("sqljax/AntUMaze-v0", "AntUMaze", None, 1_000_000, "pretrain"),
+)
+
+_BY_NAME: dict[str, Task] = {}
+for _t in TASKS:
+    for _name in (_t.id, _t.short, _t.id.split("/")[-1]):
+        _BY_NAME.setdefault(_name, _t)
+
+
+def base_name(env_id: str) -> str:
+    """``sqljax/AntUMaze-v0`` -> ``AntUMaze``; ``gymnax:Pendulum-v1`` -> ``Pendulum``."""
+    return re.sub(r"-v\d+$", "", env_id.removeprefix(GYMNAX_PREFIX).split("/")[-1])
+
+
+def find_task(name: str) -> Task | None:
+    """The table's task for any of its names, or None."""
+    return _BY_NAME.get(str(name).strip())
+
+
+def task_kind(env_id: str) -> str:
+    task = find_task(env_id)
+    if task is not None:
+        return task.kind
+    return "jax" if str(env_id).startswith(GYMNAX_PREFIX) else "gym"
+
+
+def reward_scale(env_id: str) -> float | None:
+    """The authors' reward scale of a task (by any name, any version), or None."""
+    task = find_task(env_id)
+    if task is None:  # another version of a table task: the same scale
+        same = [t for t in TASKS if t.short == base_name(env_id)
+                and t.id.startswith(GYMNAX_PREFIX) == env_id.startswith(GYMNAX_PREFIX)]
+        task = same[0] if same else None
+    return None if task is None else task.reward_scale
+
+
+def default_steps(env_id: str) -> int:
+    """A task's default run length: the table's, else 1M for MuJoCo-sized ids (v4/v5),
+    else 100k."""
+    task = find_task(env_id)
+    if task is not None:
+        return task.steps
+    return 1_000_000 if re.search(r"-v[45]$", env_id) else 100_000
+
+
+def default_preset(env_id: str) -> str:
+    task = find_task(env_id)
+    return "code" if task is None else task.preset
+
+
+def short_name(env_id: str) -> str:
+    """A name for directories: ``sqljax/AntUMaze-v0`` -> ``AntUMaze-v0``,
+    ``gymnax:Pendulum-v1`` -> ``gymnax-Pendulum-v1``."""
+    return env_id.replace(GYMNAX_PREFIX, "gymnax-").split("/")[-1]
