@@ -29,8 +29,8 @@ import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
 from sqljax.envs import make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
-from sqljax.envs.jax_env import space_dims  # noqa: E402
-from sqljax.loops import RunError, gym_loop, scan_loop, seeds  # noqa: E402
+from sqljax.envs.jax_env import rollout, space_dims  # noqa: E402
+from sqljax.loops import RunError, gym_loop, seeds  # noqa: E402
 from sqljax.loops import run_dir as rd  # noqa: E402
 
 
@@ -101,12 +101,12 @@ def write_frame_strip(frames: Sequence[np.ndarray], path: Path, n: int) -> Path:
 def _evaluate_jax(agent, jax_env, env_id: str, ckpt: Path, modes, episodes: int, seed: int,
                   limit: int) -> int:
     """A JAX-native env's episodes, all in one compiled rollout per mode (no video)."""
-    rollout = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env", "env_params",
-                                                          "deterministic", "max_steps"))
+    episodes_of = jax.jit(rollout, static_argnames=("n_episodes", "env", "env_params",
+                                                    "deterministic", "max_steps"))
     key = jax.random.fold_in(jax.random.key(seed), seeds.EVAL_TAG)
     print(f"{ckpt} ({env_id}), {episodes} episode(s) per mode (no video: a JAX-native env)")
     for mode in modes:
-        out = rollout(agent, key, n_episodes=episodes, env=jax_env[0], env_params=jax_env[1],
+        out = episodes_of(agent, key, n_episodes=episodes, env=jax_env[0], env_params=jax_env[1],
                       deterministic=mode == "deterministic", max_steps=limit)
         r, n = np.asarray(out["episode_return"]), np.asarray(out["length"])
         print(f"{mode:>13}: return {np.mean(r):.1f} ± {np.std(r):.1f}  "
