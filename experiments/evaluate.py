@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
+from sqljax import seeding  # noqa: E402
 from sqljax.envs import make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
 from sqljax.envs.jax_env import rollout, space_dims  # noqa: E402
@@ -103,7 +104,7 @@ def _evaluate_jax(agent, jax_env, env_id: str, ckpt: Path, modes, episodes: int,
     """A JAX-native env's episodes, all in one compiled rollout per mode (no video)."""
     episodes_of = jax.jit(rollout, static_argnames=("n_episodes", "env", "env_params",
                                                     "deterministic", "max_steps"))
-    key = jax.random.fold_in(jax.random.key(seed), seeds.EVAL_TAG)
+    key = jax.random.fold_in(jax.random.key(seed), seeding.EVAL_TAG)
     print(f"{ckpt} ({env_id}), {episodes} episode(s) per mode (no video: a JAX-native env)")
     for mode in modes:
         out = episodes_of(agent, key, n_episodes=episodes, env=jax_env[0], env_params=jax_env[1],
@@ -160,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             envs[0].close()
             envs[0] = render_env
-    key = jax.random.key_data(jax.random.fold_in(jax.random.key(args.seed), seeds.EVAL_TAG))
-    env_seeds = seeds.eval_env_seeds(args.seed, 0, 0, args.episodes) * len(modes)
+    key = jax.random.key_data(jax.random.fold_in(jax.random.key(args.seed), seeding.EVAL_TAG))
+    env_seeds = seeding.eval_env_seeds(args.seed, 0, 0, args.episodes) * len(modes)
     step = meta.get("metadata", {}).get("env_steps")
     print(f"{ckpt} ({'step ' + str(step) + ', ' if step is not None else ''}{env_id}), "
           f"{args.episodes} episode(s) per mode")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import sqljax
-from sqljax import replay
+from sqljax import replay, seeding
 from sqljax.envs import multigoal as mg
-from sqljax.loops import device, scan_loop, seeds
+from sqljax.loops import device, scan_loop
 
 SMALL = dict(hidden_sizes=(16, 16), batch_size=8, value_n_particles=4, kernel_n_particles=4,
              learning_starts=50)
@@ -84,7 +84,7 @@ def test_truncation_bootstraps_and_termination_is_stored(short_run):
 def test_vmap_over_seeds_gives_different_results():
     fns = scan_loop.make_train(small_cfg(), mg.MultiGoal(), mg.DEFAULT_PARAMS, capacity=100,
                                chunk_steps=100)
-    keys = seeds.seed_keys(1, [0, 1])
+    keys = seeding.seed_keys(1, [0, 1])
     carries = jax.jit(jax.vmap(fns.init_carry))(keys)
     stats = jax.vmap(lambda _: device.new_stats())(np.arange(2))
     carries, stats = jax.jit(jax.vmap(fns.run_chunk), donate_argnums=(0, 1))(carries, stats)
@@ -96,7 +96,7 @@ def test_vmap_over_seeds_gives_different_results():
     leaf = jax.tree.leaves(carries.agent.sampler_params)[0]
     assert not np.allclose(leaf[0], leaf[1])
     # Seed i's key does not depend on how many seeds there are.
-    np.testing.assert_array_equal(seeds.seed_keys(1, [0, 1, 2])[:2], keys)
+    np.testing.assert_array_equal(seeding.seed_keys(1, [0, 1, 2])[:2], keys)
 
 
 @pytest.mark.slow

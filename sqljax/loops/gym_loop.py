@@ -26,6 +26,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 import sqljax
+from sqljax import seeding
 from sqljax.envs.gym_adapter import GymEnv, make_env
 from sqljax.loops import device, seeds
 from sqljax.loops.run_dir import RunError, RunSpec
@@ -165,7 +166,7 @@ class GymProgram:
         spec = self.spec
         obs = np.zeros((spec.n_seeds, self.obs_dim), np.float32)
         for p in self.local:
-            obs[p] = self.envs[p].reset(seed=seeds.reset_seed(spec.base_seed, spec.seed_ids[p],
+            obs[p] = self.envs[p].reset(seed=seeding.reset_seed(spec.base_seed, spec.seed_ids[p],
                                                               env_steps))
         carry, actions = self.fns["start"](carry, seeds.to_global(obs, self.sh))
         self.actions = seeds.local_rows(actions)
@@ -195,10 +196,10 @@ class GymProgram:
         if not self.eval_envs:
             self.eval_envs = {p: [make_env(spec.env_id, self.cfg.max_episode_steps)
                                   for _ in range(2 * e)] for p in self.local}
-        env_seeds = {p: 2 * seeds.eval_env_seeds(spec.base_seed, spec.seed_ids[p], eval_index, e)
+        env_seeds = {p: 2 * seeding.eval_env_seeds(spec.base_seed, spec.seed_ids[p], eval_index, e)
                      for p in self.local}
         res = evaluate(agents, self.mesh, self.eval_envs, env_seeds,
-                       seeds.fold_keys(eval_keys, eval_index), np.repeat([False, True], e))
+                       seeding.fold_keys(eval_keys, eval_index), np.repeat([False, True], e))
         return {"stochastic": res["returns"][:, :e], "deterministic": res["returns"][:, e:]}
 
     def close(self) -> None:

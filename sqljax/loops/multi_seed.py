@@ -1,5 +1,5 @@
 """The training driver: N >= 1 seeds in lockstep, on any environment. A single run is
-N = 1; seed ``i`` is the same run whatever N is (:mod:`sqljax.loops.seeds`).
+N = 1; seed ``i`` is the same run whatever N is (:mod:`sqljax.seeding`).
 
 :func:`train` runs a :class:`~sqljax.loops.run_dir.RunSpec` with one of two programs,
 both vmapped over the seed axis and sharded over the devices:
@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sqljax
+from sqljax import seeding
 from sqljax.envs import make_jax_env, registry
 from sqljax.loops import NonFiniteError, RunError, device, seeds
 from sqljax.loops import run_dir as rd
@@ -47,7 +48,8 @@ from sqljax.loops.run_dir import (
     read_metrics,
     read_run,
 )
-from sqljax.loops.seeds import check_seed_count, seed_keys, unstack
+from sqljax.loops.seeds import check_seed_count, unstack
+from sqljax.seeding import seed_keys
 
 __all__ = [
     "CHECKPOINT_DIR", "CONFIG_FILE", "MultiSeedSpec", "NonFiniteError", "RUN_FILE", "RunError",
@@ -145,8 +147,8 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
     n = spec.n_seeds
     sh = seeds.seed_sharding(mesh)
     local = seeds.local_seed_positions(sh, n)
-    keys = seeds.seed_keys(spec.base_seed, spec.seed_ids)
-    eval_keys = seeds.fold_keys(keys, seeds.EVAL_TAG)
+    keys = seeding.seed_keys(spec.base_seed, spec.seed_ids)
+    eval_keys = seeding.fold_keys(keys, seeding.EVAL_TAG)
     names = list(sqljax.UPDATE_METRICS)
     columns = BASE_COLUMNS + prog.extra_columns + names + ["steps_per_sec", "wall_time"]
     if resume:

@@ -34,6 +34,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 import sqljax
+from sqljax import seeding
 from sqljax.envs.jax_env import action_affine, rollout, space_dims
 from sqljax.loops import device, seeds
 from sqljax.loops.run_dir import RunError, RunSpec
@@ -170,7 +171,7 @@ class JaxProgram:
         return carry, stats
 
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:
-        keys = seeds.to_global(seeds.fold_keys(eval_keys, eval_index), self.sh)
+        keys = seeds.to_global(seeding.fold_keys(eval_keys, eval_index), self.sh)
         res = seeds.to_host(self.fns["evaluate"](agents, keys))
         return {k: np.asarray(v) for k, v in res.items()}
 
