@@ -44,7 +44,7 @@ def bench(env_id: str, rounds: int, steps: int, train_steps: int) -> dict:
     mesh = seeds.mesh_for(1, None)
     prog = GymProgram(spec, mesh)
     fresh_stats, _ = multi_seed.stats_fns(mesh, 1)
-    carry = prog.begin(prog.init(seeds.to_global(seeding.seed_keys(0, [0]), seeds.seed_sharding(mesh))), 0)
+    carry = prog.begin(prog.fns["init"](seeds.to_global(seeding.seed_keys(0, [0]), seeds.seed_sharding(mesh))), 0)
     stats = fresh_stats()
     t = cfg.learning_starts + 5  # fill the replay with real transitions, compile
     carry, stats = prog.advance(carry, stats, 0, t)

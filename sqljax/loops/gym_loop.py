@@ -29,7 +29,7 @@ import sqljax
 from sqljax import seeding
 from sqljax.envs.gym_adapter import GymEnv, make_env
 from sqljax.loops import device, seeds
-from sqljax.loops.run_dir import RunError, RunSpec
+from sqljax.loops.run_dir import RunSpec
 
 
 @functools.lru_cache(maxsize=8)
@@ -152,14 +152,6 @@ class GymProgram:
         self.fns = compiled(self.cfg, self.obs_dim, self.action_dim, self.capacity, mesh)
         self.eval_envs: dict[int, list[GymEnv]] = {}
         self.actions = None
-
-    def init(self, keys, pretrained=None):
-        if pretrained is None:
-            return self.fns["init"](keys)
-        try:
-            return self.fns["finetune"](keys, seeds.to_global(pretrained, self.sh))
-        except ValueError as e:  # network sizes differ
-            raise RunError(f"--init-from {self.spec.init_from}: {e}") from None
 
     def begin(self, carry, env_steps: int):
         """Reset every env (seeded by the env step) and sample the first actions."""

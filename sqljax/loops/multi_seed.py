@@ -1,21 +1,17 @@
-"""The training driver: N >= 1 seeds in lockstep, on any environment. A single run is
-N = 1; seed ``i`` is the same run whatever N is (:mod:`sqljax.seeding`).
+"""The training driver: N >= 1 seeds in lockstep, on any environment (a single run is
+N = 1; seed ``i`` is the same run whatever N is: :mod:`sqljax.seeding`).
 
 :func:`train` runs a :class:`~sqljax.loops.run_dir.RunSpec` with one of two programs,
-both vmapped over the seed axis and sharded over the devices:
-
-* gymnasium envs (:class:`sqljax.loops.gym_loop.GymProgram`): the host steps one env
-  per seed, one device call per env step for all seeds;
-* JAX-native envs (:class:`sqljax.loops.scan_loop.JaxProgram`, any env of
-  :func:`sqljax.envs.make_jax_env`): one compiled ``lax.scan`` per chunk of steps.
-
-Everything else is this one loop: at every sync point (``log_every``, ``eval_every``,
-``checkpoint_every``, the end) it fetches the update and episode statistics, stops on
-the first non-finite loss or parameter (naming the seed, env step and update), runs
-the evaluation, writes each seed's metrics row and the checkpoint
-(:mod:`sqljax.loops.run_dir`). ``--resume`` continues from the last complete
-checkpoint, bit for bit for the JAX-native loop (gymnasium envs start new episodes);
-``init_from`` starts every seed from pretrained learners (:func:`load_init_states`).
+both vmapped over the seed axis and sharded over the devices: for gymnasium envs
+:class:`~sqljax.loops.gym_loop.GymProgram` (one device call per env step for all
+seeds), for JAX-native envs :class:`~sqljax.loops.scan_loop.JaxProgram` (one compiled
+``lax.scan`` per chunk of steps). Everything else is this one loop: at every sync point
+(``log_every``, ``eval_every``, ``checkpoint_every``, the end) it fetches the statistics,
+stops on the first non-finite loss or parameter (naming seed, env step and update),
+evaluates, and writes each seed's metrics row and the checkpoint
+(:mod:`sqljax.loops.run_dir`). ``resume`` continues from the last complete checkpoint,
+bit for bit for the JAX-native loop (gymnasium envs start new episodes); ``init_from``
+starts every seed from pretrained learners (:func:`load_init_states`).
 """
 
 from __future__ import annotations
@@ -170,8 +166,14 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
         if spec.init_from is not None:
             pretrained = load_init_states(spec.init_from, spec.seed_ids, spec.env_id,
                                           prog.obs_dim, prog.action_dim)
-        carry = prog.init(seeds.to_global(keys, sh), pretrained)
-        if pretrained is not None:
+        keys_g = seeds.to_global(keys, sh)
+        if pretrained is None:
+            carry = prog.fns["init"](keys_g)
+        else:
+            try:
+                carry = prog.fns["finetune"](keys_g, seeds.to_global(pretrained, sh))
+            except ValueError as e:  # network sizes differ
+                raise RunError(f"--init-from {spec.init_from}: {e}") from None
             log(f"seeds start from the learners in {spec.init_from} (optimisers fresh)")
         env_steps, eval_index, wall_before, evals = 0, 0, 0.0, []
     rd.prepare(spec, resume, int(mesh.devices.size), mesh.devices.flat[0].platform)
@@ -203,17 +205,7 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
             rows = {p: _row(env_steps, summary, p, int(updates[p]), int(episodes[p]), rate, names)
                     for p in local}
             bad = [p for p in range(n) if summary["bad_step"][p] >= 0]
-            if bad:
-                logs.write({spec.seed_ids[p]: dict(rows[p], wall_time=wall_before + now - t0)
-                            for p in local})
-                what = [k for k in names if not np.isfinite(summary[k][bad[0]])
-                        and summary["n_learn"][bad[0]] > 0]
-                raise NonFiniteError(rd.diverged_message(
-                    [(spec.seed_ids[p], int(summary["bad_step"][p]), int(summary["bad_update"][p]))
-                     for p in bad],
-                    f"non-finite {', '.join(what)}" if what else "a non-finite parameter",
-                    env_steps, last_ckpt, spec.out))
-            if rd.due(env_steps, spec.eval_every, spec.steps):
+            if not bad and rd.due(env_steps, spec.eval_every, spec.steps):
                 res = prog.evaluate(carry.agent, eval_keys, eval_index)
                 eval_index += 1
                 evals.append(_record_eval(env_steps, res))
@@ -221,6 +213,14 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
                     _eval_columns(rows[p], res, p)
             wall = wall_before + time.perf_counter() - t0
             logs.write({spec.seed_ids[p]: dict(rows[p], wall_time=wall) for p in local})
+            if bad:
+                what = [k for k in names if not np.isfinite(summary[k][bad[0]])
+                        and summary["n_learn"][bad[0]] > 0]
+                raise NonFiniteError(rd.diverged_message(
+                    [(spec.seed_ids[p], int(summary["bad_step"][p]), int(summary["bad_update"][p]))
+                     for p in bad],
+                    f"non-finite {', '.join(what)}" if what else "a non-finite parameter",
+                    env_steps, last_ckpt, spec.out))
             if rd.due(env_steps, spec.checkpoint_every, spec.steps):
                 last_ckpt = rd.checkpoint_path(spec.out, env_steps)
                 _save(last_ckpt, carry, prog, spec, dict(
@@ -294,8 +294,10 @@ def _save(path: Path, carry, prog, spec: RunSpec, counters: dict[str, Any]) -> N
         experience=jax.tree.map(lambda x: x[:, :, :n], carry.buffer.experience)))
     host = seeds.to_host(cut)
     counters = dict(counters, seed_ids=list(spec.seed_ids), env_id=spec.env_id,
-                    base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity)
-    rd.save_carry(path, host, counters, n)  # every process takes part
+                    base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity,
+                    format=rd.RUN_FORMAT, replay_size=n)
+    # every process takes part; seed position 0's learner is the main item
+    sqljax.save_checkpoint(path, unstack(host.agent, 0), extra={"carry": host}, metadata=counters)
     if jax.process_index() == 0:
         rd.prune(spec.out, spec.keep_checkpoints)
 
@@ -331,11 +333,10 @@ def load_seed_states(path: str | os.PathLike) -> sqljax.SQLState:
 
 def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
                      obs_dim: int, action_dim: int) -> sqljax.SQLState:
-    """The pretrained learners that seeds ``seed_ids`` start from, stacked (on the host):
-    from a run checkpoint of several seeds, the rows of the same seed indices; from a
-    one-seed run or a single learner's checkpoint, that learner for every seed. ``path``: a checkpoint or a run directory
-    (its latest checkpoint). RunError (one line) if the sizes differ from the env's or a
-    seed is missing."""
+    """The pretrained learners (stacked, on the host) that seeds ``seed_ids`` start from:
+    the same seed indices' rows of a run checkpoint of several seeds, or else its one
+    learner for every seed. ``path``: a checkpoint or a run directory (its latest).
+    RunError (one line) if the sizes differ from the env's or a seed is missing."""
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     sizes = (int(meta["obs_dim"]), int(meta["action_dim"]))

@@ -311,14 +311,6 @@ def run_counters(path: Path) -> dict[str, Any]:
     return counters
 
 
-def save_carry(path: Path, host_carry, counters: dict[str, Any], n_filled: int) -> None:
-    """Write a stacked carry (on the host; replay already cut to ``n_filled``
-    transitions per seed) with seed position 0's learner as the main item."""
-    agent0 = jax.tree.map(lambda x: x[0], host_carry.agent)
-    sqljax.save_checkpoint(path, agent0, extra={"carry": host_carry},
-                           metadata=dict(counters, format=RUN_FORMAT, replay_size=n_filled))
-
-
 def cut_like(like, n: int):
     """An abstract stacked carry with the replay cut to its first ``n`` transitions."""
     exp = like.buffer.experience

@@ -151,14 +151,6 @@ class JaxProgram:
         self.extra_columns = (["eval_goals"] + [f"eval_goal_{i}" for i in range(n_goals)]
                               + ["eval_goal_none"]) if n_goals else []
 
-    def init(self, keys, pretrained=None):
-        if pretrained is None:
-            return self.fns["init"](keys)
-        try:
-            return self.fns["finetune"](keys, seeds.to_global(pretrained, self.sh))
-        except ValueError as e:
-            raise RunError(f"--init-from {self.spec.init_from}: {e}") from None
-
     def begin(self, carry, env_steps: int):
         if env_steps % self.chunk:
             raise RunError(f"cannot resume at env step {env_steps} with chunks of {self.chunk} "
