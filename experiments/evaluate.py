@@ -31,7 +31,7 @@ from sqljax import seeding  # noqa: E402
 from sqljax.envs import make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
 from sqljax.envs.jax_env import rollout, space_dims  # noqa: E402
-from sqljax.loops import RunError, gym_loop, seeds  # noqa: E402
+from sqljax.loops import RunError, gym_loop  # noqa: E402
 from sqljax.loops import run_dir as rd  # noqa: E402
 
 
@@ -166,9 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     step = meta.get("metadata", {}).get("env_steps")
     print(f"{ckpt} ({'step ' + str(step) + ', ' if step is not None else ''}{env_id}), "
           f"{args.episodes} episode(s) per mode")
-    mesh = seeds.seed_mesh(jax.devices()[:1])
-    agents = seeds.to_global(jax.tree.map(lambda x: np.asarray(x)[None], agent),
-                             seeds.seed_sharding(mesh))
+    mesh = seeding.seed_mesh(jax.devices()[:1])
+    agents = seeding.to_global(jax.tree.map(lambda x: np.asarray(x)[None], agent),
+                             seeding.seed_sharding(mesh))
     deterministic = np.repeat([m == "deterministic" for m in modes], args.episodes)
     out = gym_loop.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
                             deterministic, record=record is not None)

@@ -28,7 +28,7 @@ from jax.sharding import Mesh
 import sqljax
 from sqljax import seeding
 from sqljax.envs.gym_adapter import GymEnv, make_env
-from sqljax.loops import device, seeds
+from sqljax.loops import device
 from sqljax.loops.run_dir import RunSpec
 
 
@@ -36,7 +36,7 @@ from sqljax.loops.run_dir import RunSpec
 def compiled(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int, mesh: Mesh):
     """The jitted, seed-vmapped, seed-sharded device functions (cached: runs with the same
     settings in one process compile once)."""
-    sh = seeds.seed_sharding(mesh)
+    sh = seeding.seed_sharding(mesh)
     o = obs_dim
 
     init_one = device.init_fn(cfg, obs_dim, action_dim, capacity)
@@ -80,7 +80,7 @@ def compiled(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int
 def act_eval_fn(mesh: Mesh):
     """Jitted ``(agents, obs (N, M, O), deterministic (M,), keys (N, 2), t) -> actions
     (N, M, A)``: evaluation's one device call per step."""
-    sh, rep = seeds.seed_sharding(mesh), seeds.replicated(mesh)
+    sh, rep = seeding.seed_sharding(mesh), seeding.replicated(mesh)
     return jax.jit(jax.vmap(device.act_eval, in_axes=(0, 0, None, 0, None)),
                    in_shardings=(sh, sh, rep, sh, rep), out_shardings=sh)
 
@@ -99,7 +99,7 @@ def evaluate(agents: sqljax.SQLState, mesh: Mesh, envs: dict[int, list[GymEnv]],
     Returns ``returns`` and ``lengths`` (N, M) (zero for other processes' seeds) and
     ``frames``.
     """
-    sh, rep = seeds.seed_sharding(mesh), seeds.replicated(mesh)
+    sh, rep = seeding.seed_sharding(mesh), seeding.replicated(mesh)
     act = act_eval_fn(mesh)
     local = sorted(envs)
     n, m = int(np.shape(keys)[0]), len(deterministic)
@@ -111,15 +111,15 @@ def evaluate(agents: sqljax.SQLState, mesh: Mesh, envs: dict[int, list[GymEnv]],
             obs[p, j] = env.reset(seed=int(env_seeds[p][j]))
             alive[p, j] = True
     frames = [envs[local[0]][0].render()] if record else []
-    keys_g = seeds.to_global(np.asarray(keys), sh)
-    mask_g = seeds.to_global(np.asarray(deterministic, bool), rep)
+    keys_g = seeding.to_global(np.asarray(keys), sh)
+    mask_g = seeding.to_global(np.asarray(deterministic, bool), rep)
     multi = jax.process_count() > 1
     limit = max((e.time_limit or 0) for p in local for e in envs[p]) or int(agents.config.max_episode_steps)
     t = 0
     # Several processes must make the same calls: they run to the time limit together.
     while (alive.any() and not multi) or (multi and t < limit):
-        actions = seeds.local_rows(act(agents, seeds.to_global(obs, sh), mask_g, keys_g,
-                                       seeds.to_global(np.int32(t), rep)))
+        actions = seeding.local_rows(act(agents, seeding.to_global(obs, sh), mask_g, keys_g,
+                                       seeding.to_global(np.int32(t), rep)))
         t += 1
         for p in local:
             for j in np.flatnonzero(alive[p]):
@@ -130,8 +130,8 @@ def evaluate(agents: sqljax.SQLState, mesh: Mesh, envs: dict[int, list[GymEnv]],
                 alive[p, j] = not (term or trunc)
                 if record and p == local[0] and j == 0:
                     frames.append(envs[p][0].render())
-    return {"returns": seeds.gather_rows(returns, local),
-            "lengths": seeds.gather_rows(lengths, local), "frames": frames}
+    return {"returns": seeding.gather_rows(returns, local),
+            "lengths": seeding.gather_rows(lengths, local), "frames": frames}
 
 
 class GymProgram:
@@ -143,8 +143,8 @@ class GymProgram:
 
     def __init__(self, spec: RunSpec, mesh: Mesh):
         self.spec, self.mesh, self.cfg = spec, mesh, spec.config
-        self.sh = seeds.seed_sharding(mesh)
-        self.local = seeds.local_seed_positions(self.sh, spec.n_seeds)
+        self.sh = seeding.seed_sharding(mesh)
+        self.local = seeding.local_seed_positions(self.sh, spec.n_seeds)
         self.envs = {p: make_env(spec.env_id, self.cfg.max_episode_steps) for p in self.local}
         env0 = self.envs[self.local[0]]
         self.obs_dim, self.action_dim = env0.obs_dim, env0.action_dim
@@ -160,8 +160,8 @@ class GymProgram:
         for p in self.local:
             obs[p] = self.envs[p].reset(seed=seeding.reset_seed(spec.base_seed, spec.seed_ids[p],
                                                               env_steps))
-        carry, actions = self.fns["start"](carry, seeds.to_global(obs, self.sh))
-        self.actions = seeds.local_rows(actions)
+        carry, actions = self.fns["start"](carry, seeding.to_global(obs, self.sh))
+        self.actions = seeding.local_rows(actions)
         return carry
 
     def advance(self, carry, stats, env_steps: int, target: int):
@@ -179,8 +179,8 @@ class GymProgram:
                 packed[p, o + 3:] = self.envs[p].reset() if done else next_obs
             step = self.fns["learn"] if t >= learn_from else self.fns["collect"]
             carry, stats, actions = step(carry, stats, packed if single else
-                                         seeds.to_global(packed, self.sh))
-            self.actions = seeds.local_rows(actions)  # the step's one device-to-host copy
+                                         seeding.to_global(packed, self.sh))
+            self.actions = seeding.local_rows(actions)  # the step's one device-to-host copy
         return carry, stats
 
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:

@@ -27,11 +27,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 import sqljax
 from sqljax import seeding
 from sqljax.envs import make_jax_env, registry
-from sqljax.loops import NonFiniteError, RunError, device, seeds
+from sqljax.loops import NonFiniteError, RunError, device
 from sqljax.loops import run_dir as rd
 from sqljax.loops.run_dir import (
     BASE_COLUMNS,
@@ -44,8 +45,7 @@ from sqljax.loops.run_dir import (
     read_metrics,
     read_run,
 )
-from sqljax.loops.seeds import check_seed_count, unstack
-from sqljax.seeding import seed_keys
+from sqljax.seeding import seed_keys, unstack
 
 __all__ = [
     "CHECKPOINT_DIR", "CONFIG_FILE", "MultiSeedSpec", "NonFiniteError", "RUN_FILE", "RunError",
@@ -59,6 +59,30 @@ MultiSeedSpec = RunSpec
 
 def is_jax_native(env_id: str) -> bool:
     return registry.task_kind(env_id) == "jax"
+
+
+def check_seed_count(n_seeds: int, n_devices: int) -> None:
+    """RunError unless ``n_seeds`` >= 1 splits evenly over ``n_devices``."""
+    if n_seeds < 1:
+        raise RunError(f"the number of seeds must be >= 1, got {n_seeds}")
+    if n_seeds % n_devices:
+        lower = n_seeds - n_seeds % n_devices
+        options = ", ".join(str(k) for k in (lower, lower + n_devices) if k >= 1)
+        raise RunError(f"{n_seeds} seeds cannot be split evenly over {n_devices} devices; use a "
+                       f"multiple of {n_devices} seeds (e.g. {options}), or fewer devices "
+                       "(CUDA_VISIBLE_DEVICES, or --devices)")
+
+
+def mesh_for(n_seeds: int, n_devices: int | None) -> Mesh:
+    """The mesh of a run: the first ``n_devices`` devices (default all), checked."""
+    devices = jax.devices()
+    if n_devices is not None:
+        if not 1 <= n_devices <= len(devices):
+            raise RunError(f"--devices {n_devices}: there are {len(devices)} devices "
+                           f"({devices[0].platform})")
+        devices = devices[:n_devices]
+    check_seed_count(n_seeds, len(devices))
+    return seeding.seed_mesh(devices)
 
 
 def make_program(spec: RunSpec, mesh, jax_env: tuple[Any, Any] | None = None):
@@ -103,7 +127,7 @@ def next_sync(step: int, spec: RunSpec) -> int:
 @functools.lru_cache(maxsize=8)
 def stats_fns(mesh, n_seeds: int):
     """Jitted ``() -> zero stats (N, ...)`` and ``stats -> (summary, zero stats)``."""
-    sh = seeds.seed_sharding(mesh)
+    sh = seeding.seed_sharding(mesh)
     fresh = jax.jit(lambda: jax.vmap(lambda _: device.new_stats())(jnp.arange(n_seeds)),
                     out_shardings=sh)
     fetch = jax.jit(jax.vmap(lambda s: (device.summarize(s), device.new_stats())),
@@ -131,7 +155,7 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
         spec = dataclasses.replace(spec, env_id=resolve_env_id(spec.env_id))
     elif registry.find_task(spec.env_id) is not None:
         spec = dataclasses.replace(spec, env_id=registry.find_task(spec.env_id).id)
-    mesh = seeds.mesh_for(spec.n_seeds, spec.devices)
+    mesh = mesh_for(spec.n_seeds, spec.devices)
     prog = make_program(spec, mesh, jax_env)
     try:
         return _train(spec, prog, resume, log, mesh)
@@ -141,8 +165,8 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
 
 def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
     n = spec.n_seeds
-    sh = seeds.seed_sharding(mesh)
-    local = seeds.local_seed_positions(sh, n)
+    sh = seeding.seed_sharding(mesh)
+    local = seeding.local_seed_positions(sh, n)
     keys = seeding.seed_keys(spec.base_seed, spec.seed_ids)
     eval_keys = seeding.fold_keys(keys, seeding.EVAL_TAG)
     names = list(sqljax.UPDATE_METRICS)
@@ -166,12 +190,12 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
         if spec.init_from is not None:
             pretrained = load_init_states(spec.init_from, spec.seed_ids, spec.env_id,
                                           prog.obs_dim, prog.action_dim)
-        keys_g = seeds.to_global(keys, sh)
+        keys_g = seeding.to_global(keys, sh)
         if pretrained is None:
             carry = prog.fns["init"](keys_g)
         else:
             try:
-                carry = prog.fns["finetune"](keys_g, seeds.to_global(pretrained, sh))
+                carry = prog.fns["finetune"](keys_g, seeding.to_global(pretrained, sh))
             except ValueError as e:  # network sizes differ
                 raise RunError(f"--init-from {spec.init_from}: {e}") from None
             log(f"seeds start from the learners in {spec.init_from} (optimisers fresh)")
@@ -198,7 +222,7 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
             bar.update(target - env_steps)
             env_steps = target
             summary, stats = fetch(stats)
-            summary, updates, episodes = seeds.to_host((summary, carry.agent.step, carry.episodes))
+            summary, updates, episodes = seeding.to_host((summary, carry.agent.step, carry.episodes))
             now = time.perf_counter()
             rate = (env_steps - steps_row) / max(now - t_row, 1e-9)
             rates.append(rate)
@@ -235,10 +259,10 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
     finally:
         bar.close()
         logs.close()
-    agents = seeds.to_host(carry.agent)
+    agents = seeding.to_host(carry.agent)
     return {"env_steps": env_steps, "seed_ids": list(spec.seed_ids),
             "updates": [int(u) for u in np.asarray(agents.step).reshape(-1)],
-            "episodes": [int(e) for e in np.asarray(seeds.to_host(carry.episodes)).reshape(-1)],
+            "episodes": [int(e) for e in np.asarray(seeding.to_host(carry.episodes)).reshape(-1)],
             "evals": evals, "steps_per_sec": rates, "agents": agents,
             "checkpoint": str(last_ckpt) if last_ckpt else None, "run_dir": str(spec.out),
             "n_devices": int(mesh.devices.size)}
@@ -289,10 +313,10 @@ def _progress(spec: RunSpec, initial: int):
 
 def _save(path: Path, carry, prog, spec: RunSpec, counters: dict[str, Any]) -> None:
     """The stacked carry, its replay cut to the filled part, with the run's counters."""
-    n = int(np.asarray(seeds.to_host(jax.vmap(sqljax.replay.size)(carry.buffer))).reshape(-1)[0])
+    n = int(np.asarray(seeding.to_host(jax.vmap(sqljax.replay.size)(carry.buffer))).reshape(-1)[0])
     cut = carry.replace(buffer=carry.buffer.replace(
         experience=jax.tree.map(lambda x: x[:, :, :n], carry.buffer.experience)))
-    host = seeds.to_host(cut)
+    host = seeding.to_host(cut)
     counters = dict(counters, seed_ids=list(spec.seed_ids), env_id=spec.env_id,
                     base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity,
                     format=rd.RUN_FORMAT, replay_size=n)
@@ -309,7 +333,7 @@ def _restore(path: Path, prog, sharding) -> tuple[Any, dict[str, Any]]:
                           prog.spec.n_seeds, prog.capacity, getattr(prog, "jax_env", None))
     saved = rd.load_carry(path, rd.cut_like(like, n))
     carry = rd.grow_replay(saved, like, n, int(counters["replay_capacity"]))
-    return seeds.to_global(carry, sharding), counters
+    return seeding.to_global(carry, sharding), counters
 
 
 def load_run_state(path: str | os.PathLike):

@@ -36,7 +36,7 @@ from jax.sharding import Mesh
 import sqljax
 from sqljax import seeding
 from sqljax.envs.jax_env import action_affine, rollout, space_dims
-from sqljax.loops import device, seeds
+from sqljax.loops import device
 from sqljax.loops.run_dir import RunError, RunSpec
 
 
@@ -100,7 +100,7 @@ def chunk_steps(spec: RunSpec) -> int:
 
 @functools.lru_cache(maxsize=8)
 def compiled(cfg, env, env_params, capacity: int, chunk: int, eval_episodes: int, mesh: Mesh):
-    sh = seeds.seed_sharding(mesh)
+    sh = seeding.seed_sharding(mesh)
     fns = make_train(cfg, env, env_params, capacity, chunk)
     has_goals = hasattr(env_params, "goals")
 
@@ -141,7 +141,7 @@ class JaxProgram:
     def __init__(self, spec: RunSpec, mesh: Mesh, env: Any, env_params: Any):
         self.spec, self.mesh, self.cfg = spec, mesh, spec.config
         self.env, self.env_params, self.jax_env = env, env_params, (env, env_params)
-        self.sh = seeds.seed_sharding(mesh)
+        self.sh = seeding.seed_sharding(mesh)
         self.obs_dim, self.action_dim = space_dims(env, env_params)
         self.capacity = int(min(self.cfg.replay_size, spec.steps))
         self.chunk = chunk_steps(spec)
@@ -163,8 +163,8 @@ class JaxProgram:
         return carry, stats
 
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:
-        keys = seeds.to_global(seeding.fold_keys(eval_keys, eval_index), self.sh)
-        res = seeds.to_host(self.fns["evaluate"](agents, keys))
+        keys = seeding.to_global(seeding.fold_keys(eval_keys, eval_index), self.sh)
+        res = seeding.to_host(self.fns["evaluate"](agents, keys))
         return {k: np.asarray(v) for k, v in res.items()}
 
     def close(self) -> None:
