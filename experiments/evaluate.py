@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
 from sqljax import seeding  # noqa: E402
-from sqljax.envs import make_jax_env, registry  # noqa: E402
+from sqljax.envs import gym_adapter, make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
 from sqljax.envs.jax_env import rollout, space_dims  # noqa: E402
-from sqljax.loops import RunError, gym_loop  # noqa: E402
+from sqljax.loops import RunError  # noqa: E402
 from sqljax.loops import run_dir as rd  # noqa: E402
 
 
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     agents = seeding.to_global(jax.tree.map(lambda x: np.asarray(x)[None], agent),
                              seeding.seed_sharding(mesh))
     deterministic = np.repeat([m == "deterministic" for m in modes], args.episodes)
-    out = gym_loop.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
+    out = gym_adapter.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
                             deterministic, record=record is not None)
     for env in envs:
         env.close()

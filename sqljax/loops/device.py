@@ -182,12 +182,3 @@ def summarize(stats: Stats) -> dict[str, jax.Array]:
                episode_length=jnp.where(e > 0, stats.ep_length_sum / jnp.maximum(e, 1), nan),
                n_learn=n, bad_step=stats.bad_step, bad_update=stats.bad_update)
     return out
-
-
-def act_eval(agent: sqljax.SQLState, obs, deterministic, key, t):
-    """(agent, obs (M, O), deterministic (M,) bool, key, t) -> actions (M, A): row i acts
-    with xi = 0 where ``deterministic[i]``, else with fresh noise from ``fold_in(key, t)``."""
-    k = jax.random.fold_in(key, t)
-    stochastic = sqljax.sample_actions(agent, obs, k)
-    frozen = sqljax.sample_actions(agent, obs, k, deterministic=True)
-    return jnp.where(deterministic[:, None], frozen, stochastic)

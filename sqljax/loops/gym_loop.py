@@ -10,15 +10,13 @@ which stores each seed's transition, runs ``updates_per_step`` updates once
 actions. ``packed`` (N, 2 O + 3) float32 is ``[next_obs, reward, terminated, done,
 act_obs]`` per seed (``act_obs``: next_obs, or the reset observation when the episode
 ended, so ``next_obs`` is always the true last observation); the actions (N, A) are the
-only array copied back. Evaluation (:func:`evaluate`) runs every episode of every seed
-in lockstep on separate envs, with its own keys and env seeds.
+only array copied back. Evaluation (:func:`sqljax.envs.gym_adapter.evaluate`) runs
+every episode of every seed in lockstep on separate envs, with its own keys and env seeds.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +25,7 @@ from jax.sharding import Mesh
 
 import sqljax
 from sqljax import seeding
+from sqljax.envs import gym_adapter
 from sqljax.envs.gym_adapter import GymEnv, make_env
 from sqljax.loops import device
 from sqljax.loops.run_dir import RunSpec
@@ -72,66 +71,7 @@ def compiled(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int
                       donate_argnums=0),
         collect=step(False),
         learn=step(True),
-        act_eval=act_eval_fn(mesh),
     )
-
-
-@functools.lru_cache(maxsize=8)
-def act_eval_fn(mesh: Mesh):
-    """Jitted ``(agents, obs (N, M, O), deterministic (M,), keys (N, 2), t) -> actions
-    (N, M, A)``: evaluation's one device call per step."""
-    sh, rep = seeding.seed_sharding(mesh), seeding.replicated(mesh)
-    return jax.jit(jax.vmap(device.act_eval, in_axes=(0, 0, None, 0, None)),
-                   in_shardings=(sh, sh, rep, sh, rep), out_shardings=sh)
-
-
-def evaluate(agents: sqljax.SQLState, mesh: Mesh, envs: dict[int, list[GymEnv]],
-             env_seeds: dict[int, Sequence[int]], keys: np.ndarray, deterministic: np.ndarray,
-             record: bool = False) -> dict[str, Any]:
-    """M episodes per seed, all in lockstep (one device call per step for every seed and
-    episode), the one evaluation routine of gymnasium envs.
-
-    agents: stacked learners (N, ...), sharded over ``mesh``. envs: per local seed
-    position, M envs (reused across evaluations). env_seeds: per local position, the
-    reset seed of each of the M episodes. keys (N, 2): each seed's acting key.
-    deterministic (M,) bool: episode j acts with xi = 0. record: render the first
-    episode of the first local seed (its env made with ``render_mode="rgb_array"``).
-    Returns ``returns`` and ``lengths`` (N, M) (zero for other processes' seeds) and
-    ``frames``.
-    """
-    sh, rep = seeding.seed_sharding(mesh), seeding.replicated(mesh)
-    act = act_eval_fn(mesh)
-    local = sorted(envs)
-    n, m = int(np.shape(keys)[0]), len(deterministic)
-    obs = np.zeros((n, m, agents.obs_dim), np.float32)
-    alive = np.zeros((n, m), bool)
-    returns, lengths = np.zeros((n, m)), np.zeros((n, m), np.int64)
-    for p in local:
-        for j, env in enumerate(envs[p]):
-            obs[p, j] = env.reset(seed=int(env_seeds[p][j]))
-            alive[p, j] = True
-    frames = [envs[local[0]][0].render()] if record else []
-    keys_g = seeding.to_global(np.asarray(keys), sh)
-    mask_g = seeding.to_global(np.asarray(deterministic, bool), rep)
-    multi = jax.process_count() > 1
-    limit = max((e.time_limit or 0) for p in local for e in envs[p]) or int(agents.config.max_episode_steps)
-    t = 0
-    # Several processes must make the same calls: they run to the time limit together.
-    while (alive.any() and not multi) or (multi and t < limit):
-        actions = seeding.local_rows(act(agents, seeding.to_global(obs, sh), mask_g, keys_g,
-                                       seeding.to_global(np.int32(t), rep)))
-        t += 1
-        for p in local:
-            for j in np.flatnonzero(alive[p]):
-                o, r, term, trunc, _ = envs[p][j].step(actions[p, j])
-                obs[p, j] = o
-                returns[p, j] += r
-                lengths[p, j] += 1
-                alive[p, j] = not (term or trunc)
-                if record and p == local[0] and j == 0:
-                    frames.append(envs[p][0].render())
-    return {"returns": seeding.gather_rows(returns, local),
-            "lengths": seeding.gather_rows(lengths, local), "frames": frames}
 
 
 class GymProgram:
@@ -190,7 +130,7 @@ class GymProgram:
                                   for _ in range(2 * e)] for p in self.local}
         env_seeds = {p: 2 * seeding.eval_env_seeds(spec.base_seed, spec.seed_ids[p], eval_index, e)
                      for p in self.local}
-        res = evaluate(agents, self.mesh, self.eval_envs, env_seeds,
+        res = gym_adapter.evaluate(agents, self.mesh, self.eval_envs, env_seeds,
                        seeding.fold_keys(eval_keys, eval_index), np.repeat([False, True], e))
         return {"stochastic": res["returns"][:, :e], "deterministic": res["returns"][:, e:]}
 
