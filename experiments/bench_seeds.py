@@ -31,6 +31,7 @@ import sqljax
 from experiments.cli import make_config
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 
 def config_for(env_id: str, preset: str | None) -> sqljax.SQLConfig:
@@ -45,7 +46,7 @@ def measure(env_id: str, cfg: sqljax.SQLConfig, n_seeds: int, measure_steps: int
     warmup = cfg.learning_starts + interval
     warmup += (-warmup) % interval  # a whole number of intervals
     steps = warmup + measure_steps
-    spec = ms.MultiSeedSpec(env_id=env_id, config=cfg, seed_ids=tuple(range(n_seeds)), steps=steps,
+    spec = rd.RunSpec(env_id=env_id, config=cfg, seed_ids=tuple(range(n_seeds)), steps=steps,
                             out=out, eval_every=0, checkpoint_every=0, log_every=interval,
                             progress=False)
     t0 = time.perf_counter()

@@ -134,6 +134,7 @@ def test_compiled_loop_stops_naming_the_first_non_finite_update(tmp_path):
     stops it with the line the gymnasium driver writes: the seed, env step and update."""
     from sqljax.loops import NonFiniteError, run_dir
     from sqljax.loops import multi_seed as ms
+    from sqljax.loops import run_dir as rd
 
     params = mg.MultiGoalParams(goals=((100.0, 100.0),), max_episode_steps=1000)
     spec = run_dir.RunSpec(env_id="NaNRewardAfter150", config=small_cfg(max_episode_steps=1000),
@@ -147,7 +148,7 @@ def test_compiled_loop_stops_naming_the_first_non_finite_update(tmp_path):
     update = int(line.split("update ")[1].split(":")[0])
     assert 150 <= step <= 200 and update == step - 49  # one update per step from step 50
     assert f"last good checkpoint is {tmp_path / 'run' / 'checkpoints' / 'step_000000100'}" in line
-    rows = ms.read_metrics(tmp_path / "run", 2)
+    rows = rd.read_metrics(tmp_path / "run", 2)
     assert [r["step"] for r in rows] == ["100", "200"] and rows[1]["q_loss"] == "nan"
 
 

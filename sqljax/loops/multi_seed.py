@@ -34,27 +34,8 @@ from sqljax import seeding
 from sqljax.envs import make_jax_env, registry
 from sqljax.loops import NonFiniteError, RunError, device
 from sqljax.loops import run_dir as rd
-from sqljax.loops.run_dir import (
-    BASE_COLUMNS,
-    CHECKPOINT_DIR,
-    CONFIG_FILE,
-    RUN_FILE,
-    RunSpec,
-    checkpoint_dirs,
-    latest_checkpoint,
-    read_metrics,
-    read_run,
-)
-from sqljax.seeding import seed_keys, unstack
-
-__all__ = [
-    "CHECKPOINT_DIR", "CONFIG_FILE", "MultiSeedSpec", "NonFiniteError", "RUN_FILE", "RunError",
-    "RunSpec", "check_seed_count", "checkpoint_dirs", "is_jax_native", "latest_checkpoint",
-    "load_init_states", "load_run_state", "load_seed_states", "read_metrics", "read_run",
-    "seed_keys", "train", "unstack",
-]
-
-MultiSeedSpec = RunSpec
+from sqljax.loops.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
+from sqljax.seeding import unstack
 
 
 def is_jax_native(env_id: str) -> bool:
