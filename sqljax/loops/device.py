@@ -68,20 +68,13 @@ def strong(tree):
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), tree)
 
 
-def empty_buffer(capacity: int, obs_dim: int, action_dim: int):
-    example = sqljax.Batch(obs=jnp.zeros((obs_dim,)), action=jnp.zeros((action_dim,)),
-                           reward=jnp.zeros(()), next_obs=jnp.zeros((obs_dim,)),
-                           terminated=jnp.zeros(()))
-    return replay.init(capacity, example)
-
-
 def new_carry(agent: sqljax.SQLState, key: jax.Array, capacity: int, obs=None,
               env_state: Any = ()) -> Carry:
     """A seed's carry with an empty replay of ``capacity`` transitions."""
     o, a = agent.obs_dim, agent.action_dim
     zero_f, zero_i = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
     return strong(Carry(
-        agent=agent, buffer=empty_buffer(capacity, o, a), key=jnp.asarray(key),
+        agent=agent, buffer=replay.empty(capacity, o, a), key=jnp.asarray(key),
         obs=jnp.zeros((o,), jnp.float32) if obs is None else obs,
         action=jnp.zeros((a,), jnp.float32), env_state=env_state,
         episode_return=zero_f, episode_length=zero_i, episodes=zero_i, env_steps=zero_i))
