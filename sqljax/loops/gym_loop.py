@@ -98,8 +98,8 @@ class GymProgram:
         spec = self.spec
         obs = np.zeros((spec.n_seeds, self.obs_dim), np.float32)
         for p in self.local:
-            obs[p] = self.envs[p].reset(seed=seeding.reset_seed(spec.base_seed, spec.seed_ids[p],
-                                                              env_steps))
+            obs[p] = self.envs[p].reset(
+                seed=seeding.reset_seed(spec.base_seed, spec.seed_ids[p], env_steps))
         carry, actions = self.fns["start"](carry, seeding.to_global(obs, self.sh))
         self.actions = seeding.local_rows(actions)
         return carry
@@ -131,7 +131,8 @@ class GymProgram:
         env_seeds = {p: 2 * seeding.eval_env_seeds(spec.base_seed, spec.seed_ids[p], eval_index, e)
                      for p in self.local}
         res = gym_adapter.evaluate(agents, self.mesh, self.eval_envs, env_seeds,
-                       seeding.fold_keys(eval_keys, eval_index), np.repeat([False, True], e))
+                                   seeding.fold_keys(eval_keys, eval_index),
+                                   np.repeat([False, True], e))
         return {"stochastic": res["returns"][:, :e], "deterministic": res["returns"][:, e:]}
 
     def close(self) -> None:

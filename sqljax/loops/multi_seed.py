@@ -98,11 +98,7 @@ def abstract_carry(kind: str, cfg: sqljax.SQLConfig, env_id: str, obs_dim: int, 
 
 def next_sync(step: int, spec: RunSpec) -> int:
     """The next env step at which a schedule fires (or the end)."""
-    nxt = spec.steps
-    for every in (spec.log_every, spec.eval_every, spec.checkpoint_every):
-        if every > 0:
-            nxt = min(nxt, (step // every + 1) * every)
-    return nxt
+    return min([spec.steps] + [(step // every + 1) * every for every in spec.periods])
 
 
 @functools.lru_cache(maxsize=8)

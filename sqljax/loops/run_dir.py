@@ -82,6 +82,11 @@ class RunSpec:
     def n_seeds(self) -> int:
         return len(self.seed_ids)
 
+    @property
+    def periods(self) -> list[int]:
+        """Env steps between metrics rows, evaluations and checkpoints, of those that are on."""
+        return [e for e in (self.log_every, self.eval_every, self.checkpoint_every) if e > 0]
+
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("config")

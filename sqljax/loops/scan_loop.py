@@ -1,17 +1,12 @@
 """A training run compiled end to end, for environments written in JAX.
 
-The environment is an argument (no default): any object with gymnax 1.0's interface
-(:mod:`sqljax.envs.jax_env`): ``reset(key, params) -> (obs, state)`` and
-``step(key, state, action, params) -> (obs, state, reward, terminated, truncated,
-info)`` with automatic reset and the true last observation in
-``info["final_observation"]``, plus ``observation_space(params)`` and
-``action_space(params)`` (``shape``, ``low``, ``high``). Sampler actions in [-1, 1]^A
-are mapped affinely onto the action box. The replay stores the final observation, so
-truncations bootstrap and terminations don't; ``cfg.max_episode_steps`` adds a time
-limit of its own (the loop then resets the env).
-
-One chunk of training is a ``lax.scan`` over env steps, each doing what
-:func:`sqljax.loops.device.store_and_learn` does; the host sees one call per chunk::
+The environment is an argument (no default): any object of the protocol of
+:mod:`sqljax.envs.jax_env` (gymnax 1.0's interface, automatic reset, the true last
+observation in ``info["final_observation"]``). Sampler actions in [-1, 1]^A are mapped
+affinely onto the action box. The replay stores the final observation, so truncations
+bootstrap and terminations don't; ``cfg.max_episode_steps`` adds a time limit of its
+own (the loop then resets the env). One chunk of training is a ``lax.scan`` over env
+steps, each doing :func:`sqljax.loops.device.store_and_learn`; one call per chunk::
 
     fns = make_train(cfg, env, env_params, capacity=10_000, chunk_steps=1_000)
     carry, stats = jax.jit(fns.init_carry)(key), device.new_stats()
@@ -91,11 +86,7 @@ def make_train(cfg: sqljax.SQLConfig, env: Any, env_params: Any, capacity: int,
 
 def chunk_steps(spec: RunSpec) -> int:
     """Env steps per compiled call: the gcd of every schedule that is on and the run length."""
-    chunk = spec.steps
-    for every in (spec.log_every, spec.eval_every, spec.checkpoint_every):
-        if every > 0:
-            chunk = math.gcd(chunk, every)
-    return chunk
+    return math.gcd(spec.steps, *spec.periods)
 
 
 @functools.lru_cache(maxsize=8)
