@@ -35,7 +35,6 @@ from sqljax.envs import make_jax_env, registry
 from sqljax.loops import NonFiniteError, RunError, device
 from sqljax.loops import run_dir as rd
 from sqljax.loops.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
-from sqljax.seeding import unstack
 
 
 def is_jax_native(env_id: str) -> bool:
@@ -224,10 +223,13 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
                     env_steps, last_ckpt, spec.out))
             if rd.due(env_steps, spec.checkpoint_every, spec.steps):
                 last_ckpt = rd.checkpoint_path(spec.out, env_steps)
-                _save(last_ckpt, carry, prog, spec, dict(
+                rd.save_carry(last_ckpt, carry, dict(
                     env_steps=env_steps, episodes=[int(e) for e in episodes],
                     updates=[int(u) for u in updates], eval_index=eval_index, wall_time=wall,
-                    evals=evals))
+                    evals=evals, seed_ids=list(spec.seed_ids), env_id=spec.env_id,
+                    base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity))
+                if jax.process_index() == 0:
+                    rd.prune(spec.out, spec.keep_checkpoints)
             if evals:
                 bar.set_postfix_str(f"eval {np.mean(evals[-1]['stochastic']):.1f}/"
                                     f"{np.mean(evals[-1]['deterministic']):.1f} (mean over seeds)",
@@ -288,28 +290,10 @@ def _progress(spec: RunSpec, initial: int):
 
 # ------------------------------------------------------------------------------ checkpoints
 
-def _save(path: Path, carry, prog, spec: RunSpec, counters: dict[str, Any]) -> None:
-    """The stacked carry, its replay cut to the filled part, with the run's counters."""
-    n = int(np.asarray(seeding.to_host(jax.vmap(sqljax.replay.size)(carry.buffer))).reshape(-1)[0])
-    cut = carry.replace(buffer=carry.buffer.replace(
-        experience=jax.tree.map(lambda x: x[:, :, :n], carry.buffer.experience)))
-    host = seeding.to_host(cut)
-    counters = dict(counters, seed_ids=list(spec.seed_ids), env_id=spec.env_id,
-                    base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity,
-                    format=rd.RUN_FORMAT, replay_size=n)
-    # every process takes part; seed position 0's learner is the main item
-    sqljax.save_checkpoint(path, unstack(host.agent, 0), extra={"carry": host}, metadata=counters)
-    if jax.process_index() == 0:
-        rd.prune(spec.out, spec.keep_checkpoints)
-
-
 def _restore(path: Path, prog, sharding) -> tuple[Any, dict[str, Any]]:
-    counters = rd.run_counters(path)
-    n = int(counters["replay_size"])
     like = abstract_carry(prog.kind, prog.cfg, prog.spec.env_id, prog.obs_dim, prog.action_dim,
                           prog.spec.n_seeds, prog.capacity, getattr(prog, "jax_env", None))
-    saved = rd.load_carry(path, rd.cut_like(like, n))
-    carry = rd.grow_replay(saved, like, n, int(counters["replay_capacity"]))
+    carry, counters = rd.restore_carry(path, like)
     return seeding.to_global(carry, sharding), counters
 
 
@@ -323,7 +307,7 @@ def load_run_state(path: str | os.PathLike):
     n = int(counters["replay_size"])
     like = abstract_carry(counters["kind"], cfg, counters["env_id"], int(meta["obs_dim"]),
                           int(meta["action_dim"]), len(counters["seed_ids"]), max(n, 1))
-    return rd.load_carry(ckpt, rd.cut_like(like, n))
+    return rd.load_carry(ckpt, like, n)
 
 
 def load_seed_states(path: str | os.PathLike) -> sqljax.SQLState:

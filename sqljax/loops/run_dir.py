@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 import sqljax
+from sqljax import seeding
 from sqljax.loops import RunError
 
 RUN_FILE = "run.json"
@@ -316,46 +317,56 @@ def run_counters(path: Path) -> dict[str, Any]:
     return counters
 
 
-def cut_like(like, n: int):
-    """An abstract stacked carry with the replay cut to its first ``n`` transitions."""
-    exp = like.buffer.experience
-    return like.replace(buffer=like.buffer.replace(experience=jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape[:2] + (n,) + x.shape[3:], x.dtype), exp)))
+def _map_replay(carry, fn, *others):
+    """``carry`` with ``fn`` applied to each replay array (axes: seed, 1, slot, ...)."""
+    exp = jax.tree.map(fn, carry.buffer.experience, *(o.buffer.experience for o in others))
+    return carry.replace(buffer=carry.buffer.replace(experience=exp))
 
 
-def load_carry(path: Path, like):
-    """The stacked carry saved at ``path`` (numpy, on the host), shaped like ``like``
-    (abstract, its replay cut to the saved size)."""
+def save_carry(path: Path, carry, counters: dict[str, Any]) -> None:
+    """Write a stacked carry (sharded; every process takes part), its replay cut to the
+    filled part, with seed position 0's learner as the main item."""
+    n = int(np.asarray(seeding.to_host(jax.vmap(sqljax.replay.size)(carry.buffer))).reshape(-1)[0])
+    host = seeding.to_host(_map_replay(carry, lambda x: x[:, :, :n]))
+    sqljax.save_checkpoint(path, seeding.unstack(host.agent, 0), extra={"carry": host},
+                           metadata=dict(counters, format=RUN_FORMAT, replay_size=n))
+
+
+def load_carry(path: Path, like, n: int):
+    """The stacked carry saved at ``path`` (numpy, on the host): ``like`` (abstract) with
+    the replay cut to the ``n`` saved transitions per seed."""
+    cut = _map_replay(like, lambda x: jax.ShapeDtypeStruct(x.shape[:2] + (n,) + x.shape[3:],
+                                                           x.dtype))
     try:
-        return jax.device_get(sqljax.load_extra(path, {"carry": like})["carry"])
+        return jax.device_get(sqljax.load_extra(path, {"carry": cut})["carry"])
     except sqljax.CheckpointError as e:
         raise RunError(f"cannot read {path}: {e} (was it written with other settings, seeds or "
                        "environment?)") from None
 
 
-def grow_replay(saved, like_full, n: int, saved_capacity: int):
-    """A host carry whose replay (``n`` transitions per seed) is laid into buffers of
-    ``like_full``'s capacity."""
-    exp_like = like_full.buffer.experience
-    cap = int(exp_like.obs.shape[-2])
+def restore_carry(path: Path, like) -> tuple[Any, dict[str, Any]]:
+    """The stacked carry (host) and counters of a run checkpoint, its replay laid into
+    buffers of ``like``'s capacity."""
+    counters = run_counters(path)
+    n, cap = int(counters["replay_size"]), int(like.buffer.experience.obs.shape[-2])
     if n > cap:
         raise RunError(f"the checkpoint holds {n} transitions per seed, more than this run's "
                        f"replay capacity {cap}; resume with at least as many --steps as before")
+    saved = load_carry(path, like, n)
 
     def grow(like, part):
         full = np.zeros(like.shape, like.dtype)
         full[:, :, :n] = part
         return full
 
-    experience = jax.tree.map(grow, exp_like, saved.buffer.experience)
-    if cap == saved_capacity:
-        index, full = saved.buffer.current_index, saved.buffer.is_full
+    carry, buf = _map_replay(like, grow, saved), saved.buffer
+    if cap == int(counters["replay_capacity"]):
+        index, full = buf.current_index, buf.is_full
     else:
-        shape = np.shape(saved.buffer.current_index)
-        index = np.full(shape, n % cap, np.int32)
-        full = np.full(shape, n == cap)
-    return saved.replace(buffer=saved.buffer.replace(experience=experience, current_index=index,
-                                                     is_full=full))
+        index = np.full(np.shape(buf.current_index), n % cap, np.int32)
+        full = np.full(np.shape(buf.current_index), n == cap)
+    return saved.replace(buffer=buf.replace(experience=carry.buffer.experience,
+                                            current_index=index, is_full=full)), counters
 
 
 def diverged_message(bad: Sequence[tuple[int, int, int]], what: str, stopped_at: int,
