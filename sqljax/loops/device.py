@@ -1,10 +1,8 @@
 """What every driver runs on the device per environment step, for one seed (``jax.vmap``
-adds the seed axis): store the transition, learn from replay, keep the episode and
-update statistics. The gymnasium driver and the compiled loop both call
-:func:`store_and_learn`; they differ only in where the next observation comes from.
-
-Only true terminations are stored as ``terminated``; a time-limit truncation
-bootstraps from the next state's value.
+adds the seed axis): :func:`store_and_learn` stores the transition, learns from replay
+and keeps the episode and update statistics; the drivers differ only in where the next
+observation comes from. Only true terminations are stored as ``terminated``; a
+time-limit truncation bootstraps from the next state's value.
 """
 
 from __future__ import annotations

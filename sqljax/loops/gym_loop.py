@@ -1,17 +1,12 @@
 """Gymnasium environments: the host steps one env per seed, the device does the rest.
 
-Per env step the host makes exactly one device call for all N seeds (``jax.vmap`` over
-the seed axis, sharded over the devices)::
-
-    carry, stats, actions = learn(carry, stats, packed)    # carry, stats donated
-
-which stores each seed's transition, runs ``updates_per_step`` updates once
-``learning_starts`` transitions are stored (``collect`` before), and samples the next
-actions. ``packed`` (N, 2 O + 3) float32 is ``[next_obs, reward, terminated, done,
-act_obs]`` per seed (``act_obs``: next_obs, or the reset observation when the episode
-ended, so ``next_obs`` is always the true last observation); the actions (N, A) are the
-only array copied back. Evaluation (:func:`sqljax.envs.gym_adapter.evaluate`) runs
-every episode of every seed in lockstep on separate envs, with its own keys and env seeds.
+Per env step the host makes one device call for all N seeds (vmapped and sharded over
+the seed axis), ``carry, stats, actions = learn(carry, stats, packed)`` (carry and stats
+donated; ``collect`` until ``learning_starts``): store each seed's transition, update,
+sample the next actions (N, A), the only array copied back. ``packed`` (N, 2 O + 3)
+float32 is ``[next_obs, reward, terminated, done, act_obs]`` per seed (``act_obs``: the
+reset observation where the episode ended, else next_obs, so ``next_obs`` is always the
+true last one). Evaluation: :func:`sqljax.envs.gym_adapter.evaluate`.
 """
 
 from __future__ import annotations

@@ -180,15 +180,8 @@ def truncate_csv(path: Path, step: int, columns: Sequence[str]) -> None:
     if not rows:
         return
     header = rows[0]
-    kept = []
-    for r in rows[1:]:
-        if len(r) != len(header):
-            continue
-        try:
-            if int(r[0]) <= step:
-                kept.append(dict(zip(header, r)))
-        except ValueError:
-            continue
+    kept = [dict(zip(header, r)) for r in rows[1:]
+            if len(r) == len(header) and r[0].isdigit() and int(r[0]) <= step]
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
@@ -253,18 +246,16 @@ def checkpoint_dirs(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """(step, path) of the complete checkpoints of a run, oldest first. Half-written
     ones (hidden temp dirs, or dirs without complete metadata) are skipped."""
     root = Path(run_dir) / CHECKPOINT_DIR
-    found = []
-    if root.is_dir():
-        for p in root.iterdir():
-            m = _CKPT_RE.match(p.name)
-            if not m or not p.is_dir():
-                continue
-            try:
-                sqljax.read_checkpoint_metadata(p)
-            except sqljax.CheckpointError:
-                continue
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+    return sorted((int(m.group(1)), p) for p in (root.iterdir() if root.is_dir() else ())
+                  if (m := _CKPT_RE.match(p.name)) and p.is_dir() and _complete(p))
+
+
+def _complete(ckpt: Path) -> bool:
+    try:
+        sqljax.read_checkpoint_metadata(ckpt)
+        return True
+    except sqljax.CheckpointError:
+        return False
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
