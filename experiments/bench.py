@@ -98,7 +98,7 @@ def spec_from_args(args) -> RunSpec:
                    base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
                    progress=not args.no_progress, preset=preset, label=label,
                    devices=args.devices, init_from=args.init_from,
-                   **cli.schedule(args, steps, ms.is_jax_native(env_id)))
+                   **cli.schedule(args, steps, registry.is_jax_native(env_id)))
 
 
 def _slug(text: str) -> str:

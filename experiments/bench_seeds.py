@@ -29,6 +29,7 @@ import jax
 
 import sqljax
 from experiments.cli import make_config
+from sqljax.envs import registry
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import multi_seed as ms
 from sqljax.loops import run_dir as rd
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.envs:
             env_id = resolve_env_id(name)
             cfg = config_for(env_id, args.preset)
-            native = ms.is_jax_native(env_id)
+            native = registry.is_jax_native(env_id)
             steps = args.measure_steps or (1000 if native else 600)
             interval = 500 if native else 100
             steps += (-steps) % interval

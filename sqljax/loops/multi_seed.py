@@ -37,10 +37,6 @@ from sqljax.loops import run_dir as rd
 from sqljax.loops.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
 
 
-def is_jax_native(env_id: str) -> bool:
-    return registry.task_kind(env_id) == "jax"
-
-
 def check_seed_count(n_seeds: int, n_devices: int) -> None:
     """RunError unless ``n_seeds`` >= 1 splits evenly over ``n_devices``."""
     if n_seeds < 1:
@@ -69,7 +65,7 @@ def make_program(spec: RunSpec, mesh, jax_env: tuple[Any, Any] | None = None):
     """The program that trains ``spec.env_id``: the compiled loop (on ``jax_env``, an
     ``(env, env_params)`` pair, default ``make_jax_env(spec.env_id)``) or the gymnasium
     driver."""
-    if jax_env is not None or is_jax_native(spec.env_id):
+    if jax_env is not None or registry.is_jax_native(spec.env_id):
         from sqljax.loops.scan_loop import JaxProgram
 
         try:
@@ -125,7 +121,7 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
     the last good checkpoint is kept).
     """
     rd.check_schedule(spec)
-    if jax_env is None and not is_jax_native(spec.env_id):
+    if jax_env is None and not registry.is_jax_native(spec.env_id):
         from sqljax.envs.gym_adapter import resolve_env_id
 
         spec = dataclasses.replace(spec, env_id=resolve_env_id(spec.env_id))
