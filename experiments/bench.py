@@ -35,6 +35,7 @@ from experiments import cli, stats
 from sqljax.envs import registry
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 from sqljax.loops.run_dir import CONFIG_FILE, RunSpec
 
 SUMMARY_FILE = "summary.json"
@@ -97,7 +98,7 @@ def spec_from_args(args) -> RunSpec:
                    base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
                    progress=not args.no_progress, preset=preset, label=label,
                    devices=args.devices, init_from=args.init_from,
-                   **cli.schedule(args, steps, ms.is_jax_native(env_id)))
+                   **cli.schedule(args, steps, registry.is_jax_native(env_id)))
 
 
 def _slug(text: str) -> str:
@@ -111,7 +112,7 @@ def eval_table(run_dir: Path, seed_ids: Sequence[int], mode: str) -> tuple[np.nd
     metrics.csv; only steps evaluated for every seed."""
     per_seed = []
     for sid in seed_ids:
-        rows = ms.read_metrics(run_dir, sid)
+        rows = rd.read_metrics(run_dir, sid)
         per_seed.append({int(r["step"]): float(r[_MODE_COLUMN[mode]]) for r in rows
                          if r.get(_MODE_COLUMN[mode]) not in (None, "")})
     common = sorted(set.intersection(*(set(d) for d in per_seed))) if per_seed else []
@@ -123,7 +124,7 @@ def summarize(run_dir: str | Path, reps: int = stats.DEFAULT_REPS,
               confidence: float = 0.95) -> dict[str, Any]:
     """summary.json of a run directory, from its seeds' metrics.csv."""
     run_dir = Path(run_dir)
-    run = ms.read_run(run_dir)
+    run = rd.read_run(run_dir)
     seed_ids = list(run["seed_ids"])
     out: dict[str, Any] = {
         "label": run.get("label") or run_dir.name, "env_id": run["env_id"],
@@ -157,7 +158,7 @@ def summarize(run_dir: str | Path, reps: int = stats.DEFAULT_REPS,
     goals = _last_values(run_dir, seed_ids, "eval_goals")
     if goals:
         out["final"]["goals_reached"] = goals
-    rates = [float(r["steps_per_sec"]) for r in ms.read_metrics(run_dir, seed_ids[0])
+    rates = [float(r["steps_per_sec"]) for r in rd.read_metrics(run_dir, seed_ids[0])
              if r.get("steps_per_sec") not in (None, "")]
     if rates:
         per_seed = float(np.median(rates))
@@ -172,7 +173,7 @@ def _last_values(run_dir: Path, seed_ids, column: str) -> dict[str, float]:
     """Last logged value of ``column`` per seed; empty if a seed never logged it."""
     found: dict[str, float] = {}
     for sid in seed_ids:
-        rows = [r for r in ms.read_metrics(run_dir, sid) if r.get(column) not in (None, "")]
+        rows = [r for r in rd.read_metrics(run_dir, sid) if r.get(column) not in (None, "")]
         if not rows:
             return {}
         found[str(sid)] = float(rows[-1][column])

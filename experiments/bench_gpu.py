@@ -66,24 +66,15 @@ the end.
 
 from __future__ import annotations
 
-import time
+# First: the time budget counts from its import, imports and compilation included.
+from experiments.budget import Clock, Item, Report, Runner, log, start_watchdog
 
-PROCESS_START = time.perf_counter()  # the time budget counts from here, imports included
-
+# isort: split
 import argparse
-import gc
-import importlib.metadata
-import json
-import os
-import platform
-import shutil
-import subprocess
-import threading
-import traceback
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +82,7 @@ import numpy as np
 
 import sqljax
 from experiments.bench_update import SIZES, flops_of, median_seconds, random_batch
+from experiments.machine import device_info
 from sqljax.envs import make_jax_env
 from sqljax.loops import device, scan_loop
 
@@ -99,9 +91,6 @@ from sqljax.loops import device, scan_loop
 #: watchdog stops the run (what was measured is saved already).
 SECTION_ENDS = {"matmul": 0.15, "update": 0.50, "loop": 0.75, "update_extra": 0.84,
                 "loop_extra": 0.90, "retry": 0.95}
-#: An item is started only if the time left in its section exceeds the last similar
-#: item's wall time times this.
-GROWTH = 1.25
 
 
 class Sizes:
@@ -117,126 +106,6 @@ class Sizes:
         self.timing_s = 0.3 if tiny else 2.0  # seconds of timed calls per measurement, about
 
 
-class Clock:
-    """Seconds since the process started, against the budget and section deadlines."""
-
-    def __init__(self, budget_s: float):
-        self.budget_s = float(budget_s)
-
-    def now(self) -> float:
-        return time.perf_counter() - PROCESS_START
-
-    def left(self, section: str) -> float:
-        return SECTION_ENDS[section] * self.budget_s - self.now()
-
-
-class Report:
-    """The results, saved as JSON (and markdown into $OUT) after every change."""
-
-    def __init__(self, path: Path, settings: dict):
-        self.path = path
-        self.copy_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
-        self.data: dict[str, Any] = {
-            "complete": False,
-            "settings": settings,
-            "device": {},
-            "matmul": {},
-            "update": [],
-            "loop": [],
-            "skipped": [],
-            "errors": [],
-        }
-        self.lock = threading.Lock()
-
-    def save(self) -> None:
-        with self.lock:
-            self.data["wall_seconds"] = time.perf_counter() - PROCESS_START
-            text = json.dumps(self.data, indent=2, default=str) + "\n"
-            table = markdown(self.data)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(text)
-            tmp.replace(self.path)
-            self.path.with_suffix(".md").write_text(table)
-            if self.copy_dir is not None:
-                self.copy_dir.mkdir(parents=True, exist_ok=True)
-                (self.copy_dir / "gpu.json").write_text(text)
-                (self.copy_dir / "gpu.md").write_text(table)
-
-
-def log(message: str) -> None:
-    print(f"[{time.perf_counter() - PROCESS_START:6.1f}s] {message}", flush=True)
-
-
-class Item(NamedTuple):
-    """One measurement: ``measure()`` returns a row for ``report.data[kind]``."""
-
-    name: str
-    kind: str  # "matmul", "update" or "loop"
-    measure: Callable[[], dict]
-
-
-class Runner:
-    """Runs items within their section's share of the budget, keeps going past errors,
-    and keeps the items skipped for lack of time, to try again at the end."""
-
-    def __init__(self, report: Report, clock: Clock):
-        self.report, self.clock = report, clock
-        self.last_wall: dict[str, float] = {}  # per kind: wall seconds of the latest item
-        self.skipped: list[Item] = []
-
-    def run(self, section: str, items: Sequence[Item], log_skips: bool = True) -> None:
-        for item in items:
-            self.run_one(section, item, log_skips)
-
-    def run_one(self, section: str, item: Item, log_skips: bool = True) -> None:
-        report = self.report
-        estimate_s = self.last_wall.get(item.kind, 0.0) * GROWTH
-        left = self.clock.left(section)
-        if left < estimate_s or left <= 0:
-            self.skipped.append(item)
-            self.record_skipped()
-            if log_skips:
-                log(f"skip {item.name}: {left:.0f} s left in section {section}, "
-                    f"needs about {estimate_s:.0f} s")
-            return
-        t0 = time.perf_counter()
-        error = None
-        try:
-            row = item.measure()
-        except Exception as e:  # noqa: BLE001  (out of memory, a compiler error: keep going)
-            error = {"item": item.name, "error": f"{type(e).__name__}: {e}"[:2000],
-                     "traceback": traceback.format_exc()[-4000:]}
-        if error is not None:
-            gc.collect()  # the exception's frames are gone: free their device buffers
-            report.data["errors"].append(error)
-            report.save()
-            log(f"error in {item.name}: {error['error'][:300]}")
-            return
-        row["wall_s"] = self.last_wall[item.kind] = time.perf_counter() - t0
-        if item.kind == "matmul":
-            report.data["matmul"][row["name"]] = row
-        else:
-            report.data[item.kind].append(row)
-        report.save()
-        log(f"{item.name}: {describe(item.kind, row)}")
-
-    def retry_skipped(self, section: str) -> None:
-        items, self.skipped = self.skipped, []
-        if items:
-            log(f"trying again the {len(items)} items skipped for time")
-        self.record_skipped()
-        self.run(section, items, log_skips=False)
-        self.record_skipped()
-        if self.skipped:
-            log(f"{len(self.skipped)} items skipped for time: "
-                + ", ".join(item.name for item in self.skipped))
-
-    def record_skipped(self) -> None:
-        self.report.data["skipped"] = [item.name for item in self.skipped]
-        self.report.save()
-
-
 def describe(kind: str, r: dict) -> str:
     """One log line's worth of a measurement."""
     if kind == "matmul":
@@ -248,62 +117,6 @@ def describe(kind: str, r: dict) -> str:
                 f"updates/s (compile {r['compile_s']:.1f} + {r['scan_compile_s']:.1f} s)")
     return (f"{r['env_steps_per_s']:.4g} env steps/s ({r['env_steps_per_s_per_seed']:.4g} "
             f"per seed), compile {r['compile_s']:.1f} s")
-
-
-# --------------------------------------------------------------------------- 1. device
-
-def package_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def nvidia_smi() -> str | None:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit",
-             "--format=csv"], capture_output=True, text=True, timeout=20)
-        return out.stdout.strip() or out.stderr.strip()
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"{type(e).__name__}: {e}"
-
-
-def _or_error(fn: Callable[[], Any]) -> Any:
-    """fn(), or its exception as a string (device details differ between versions)."""
-    try:
-        return fn()
-    except Exception as e:  # noqa: BLE001
-        return f"{type(e).__name__}: {e}"
-
-
-def device_info() -> dict:
-    devices = jax.devices()
-    first = devices[0]
-    plugins = {name: package_version(name) for name in
-               ("jax-cuda12-plugin", "jax-cuda12-pjrt", "jax-cuda13-plugin", "jax-cuda13-pjrt")}
-    return {
-        "devices": [str(d) for d in devices],
-        "device_count": len(devices),
-        "platform": first.platform,
-        "device_kind": first.device_kind,
-        "memory_bytes_limit": _or_error(lambda: (first.memory_stats() or {}).get("bytes_limit")),
-        "jax": jax.__version__,
-        "jaxlib": package_version("jaxlib"),
-        "cuda_plugins": {k: v for k, v in plugins.items() if v is not None},
-        "flax": package_version("flax"),
-        "optax": package_version("optax"),
-        "flashbax": package_version("flashbax"),
-        "default_matmul_precision": _or_error(lambda: str(jax.config.jax_default_matmul_precision)),
-        "python": platform.python_version(),
-        "host": platform.platform(),
-        "cpus": os.cpu_count(),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-        "nvidia_smi": nvidia_smi(),
-    }
 
 
 # --------------------------------------------------------------------------- 2. matmul
@@ -518,24 +331,6 @@ def markdown(data: dict) -> str:
 
 # --------------------------------------------------------------------------- main
 
-def start_watchdog(report: Report, clock: Clock) -> None:
-    """Stop the process at the end of the budget (a compilation cannot be interrupted);
-    the results so far are saved already."""
-    def watch():
-        time.sleep(max(clock.budget_s - clock.now(), 0.0))
-        report.data["stopped_by_watchdog"] = True
-        try:
-            report.save()
-        except Exception as e:  # noqa: BLE001  (the last save before the cut stands)
-            print(f"could not save: {e}", flush=True)
-        print(f"\ntime budget of {clock.budget_s:.0f} s spent: stopping; results so far:\n",
-              flush=True)
-        print(markdown(report.data), flush=True)
-        os._exit(3)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def parse_args(argv: Sequence[str] | None):
     p = argparse.ArgumentParser(prog="python -m experiments.bench_gpu",
                                 description=__doc__.split("\n\n")[0],
@@ -565,14 +360,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     sizes = Sizes(args.tiny)
     seeds = sorted(set(args.seeds or sizes.default_seeds))
-    clock = Clock(args.time_budget)
+    clock = Clock(args.time_budget, SECTION_ENDS)
     report = Report(args.out, {
         "tiny": args.tiny, "seeds": seeds, "sizes": args.sizes, "presets": args.presets,
         "loop_configs": args.loop_configs, "time_budget_s": args.time_budget,
         "matmul_n": sizes.matmul_n, "scan_updates_per_call": sizes.scan_updates,
         "loop_chunk_steps": sizes.loop_chunk_steps,
         "loop_replay": "capacity per seed = the loop run's 2 chunks of env steps, not replay_size",
-    })
+    }, {"device": {}, "matmul": {}, "update": [], "loop": []}, markdown, "gpu")
     start_watchdog(report, clock)
 
     report.data["device"] = device_info()
@@ -583,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if d["platform"] != "gpu" and not args.tiny:
         log(f"warning: no GPU in use (jax runs on {d['platform']}); the figures are that device's")
 
-    runner = Runner(report, clock)
+    runner = Runner(report, clock, describe)
     runner.run("matmul", [
         Item(f"matmul {name}", "matmul",
              partial(matmul_tflops, name, sizes.matmul_n, sizes.matmul_reps, dtype, precision))

@@ -30,8 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import sqljax
+from sqljax import seeding
 from sqljax.envs.gym_adapter import resolve_env_id
-from sqljax.loops import multi_seed, seeds
+from sqljax.loops import multi_seed
 from sqljax.loops.gym_loop import GymProgram
 from sqljax.loops.run_dir import RunSpec, read_metrics
 
@@ -40,15 +41,15 @@ def bench(env_id: str, rounds: int, steps: int, train_steps: int) -> dict:
     cfg = sqljax.SQLConfig.preset("code", task=env_id)
     out = Path(tempfile.mkdtemp(prefix="bench_loop_"))
     spec = RunSpec(env_id=env_id, config=cfg, seed_ids=(0,), steps=100_000, out=out / "probe")
-    mesh = seeds.mesh_for(1, None)
+    mesh = multi_seed.mesh_for(1, None)
     prog = GymProgram(spec, mesh)
     fresh_stats, _ = multi_seed.stats_fns(mesh, 1)
-    carry = prog.begin(prog.init(seeds.to_global(seeds.seed_keys(0, [0]), seeds.seed_sharding(mesh))), 0)
+    carry = prog.begin(prog.fns["init"](seeding.to_global(seeding.seed_keys(0, [0]), seeding.seed_sharding(mesh))), 0)
     stats = fresh_stats()
     t = cfg.learning_starts + 5  # fill the replay with real transitions, compile
     carry, stats = prog.advance(carry, stats, 0, t)
     agent = jax.tree.map(lambda x: jnp.copy(x[0]), carry.agent)
-    batch = sqljax.replay.sample(seeds.unstack(carry.buffer, 0), jax.random.PRNGKey(2), cfg.batch_size)
+    batch = sqljax.replay.sample(seeding.unstack(carry.buffer, 0), jax.random.PRNGKey(2), cfg.batch_size)
     update = jax.jit(sqljax.update, donate_argnums=0)
     agent, _ = update(agent, batch)
     jax.block_until_ready(agent)

@@ -29,8 +29,10 @@ import jax
 
 import sqljax
 from experiments.cli import make_config
+from sqljax.envs import registry
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 
 def config_for(env_id: str, preset: str | None) -> sqljax.SQLConfig:
@@ -45,7 +47,7 @@ def measure(env_id: str, cfg: sqljax.SQLConfig, n_seeds: int, measure_steps: int
     warmup = cfg.learning_starts + interval
     warmup += (-warmup) % interval  # a whole number of intervals
     steps = warmup + measure_steps
-    spec = ms.MultiSeedSpec(env_id=env_id, config=cfg, seed_ids=tuple(range(n_seeds)), steps=steps,
+    spec = rd.RunSpec(env_id=env_id, config=cfg, seed_ids=tuple(range(n_seeds)), steps=steps,
                             out=out, eval_every=0, checkpoint_every=0, log_every=interval,
                             progress=False)
     t0 = time.perf_counter()
@@ -99,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.envs:
             env_id = resolve_env_id(name)
             cfg = config_for(env_id, args.preset)
-            native = ms.is_jax_native(env_id)
+            native = registry.is_jax_native(env_id)
             steps = args.measure_steps or (1000 if native else 600)
             interval = 500 if native else 100
             steps += (-steps) % interval

@@ -27,10 +27,11 @@ import numpy as np  # noqa: E402
 
 import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
-from sqljax.envs import make_jax_env, registry  # noqa: E402
+from sqljax import seeding  # noqa: E402
+from sqljax.envs import gym_adapter, make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
-from sqljax.envs.jax_env import space_dims  # noqa: E402
-from sqljax.loops import RunError, gym_loop, scan_loop, seeds  # noqa: E402
+from sqljax.envs.jax_env import rollout, space_dims  # noqa: E402
+from sqljax.loops import RunError  # noqa: E402
 from sqljax.loops import run_dir as rd  # noqa: E402
 
 
@@ -101,12 +102,12 @@ def write_frame_strip(frames: Sequence[np.ndarray], path: Path, n: int) -> Path:
 def _evaluate_jax(agent, jax_env, env_id: str, ckpt: Path, modes, episodes: int, seed: int,
                   limit: int) -> int:
     """A JAX-native env's episodes, all in one compiled rollout per mode (no video)."""
-    rollout = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env", "env_params",
-                                                          "deterministic", "max_steps"))
-    key = jax.random.fold_in(jax.random.key(seed), seeds.EVAL_TAG)
+    episodes_of = jax.jit(rollout, static_argnames=("n_episodes", "env", "env_params",
+                                                    "deterministic", "max_steps"))
+    key = jax.random.fold_in(jax.random.key(seed), seeding.EVAL_TAG)
     print(f"{ckpt} ({env_id}), {episodes} episode(s) per mode (no video: a JAX-native env)")
     for mode in modes:
-        out = rollout(agent, key, n_episodes=episodes, env=jax_env[0], env_params=jax_env[1],
+        out = episodes_of(agent, key, n_episodes=episodes, env=jax_env[0], env_params=jax_env[1],
                       deterministic=mode == "deterministic", max_steps=limit)
         r, n = np.asarray(out["episode_return"]), np.asarray(out["length"])
         print(f"{mode:>13}: return {np.mean(r):.1f} ± {np.std(r):.1f}  "
@@ -160,16 +161,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             envs[0].close()
             envs[0] = render_env
-    key = jax.random.key_data(jax.random.fold_in(jax.random.key(args.seed), seeds.EVAL_TAG))
-    env_seeds = seeds.eval_env_seeds(args.seed, 0, 0, args.episodes) * len(modes)
+    key = jax.random.key_data(jax.random.fold_in(jax.random.key(args.seed), seeding.EVAL_TAG))
+    env_seeds = seeding.eval_env_seeds(args.seed, 0, 0, args.episodes) * len(modes)
     step = meta.get("metadata", {}).get("env_steps")
     print(f"{ckpt} ({'step ' + str(step) + ', ' if step is not None else ''}{env_id}), "
           f"{args.episodes} episode(s) per mode")
-    mesh = seeds.seed_mesh(jax.devices()[:1])
-    agents = seeds.to_global(jax.tree.map(lambda x: np.asarray(x)[None], agent),
-                             seeds.seed_sharding(mesh))
+    mesh = seeding.seed_mesh(jax.devices()[:1])
+    agents = seeding.to_global(jax.tree.map(lambda x: np.asarray(x)[None], agent),
+                             seeding.seed_sharding(mesh))
     deterministic = np.repeat([m == "deterministic" for m in modes], args.episodes)
-    out = gym_loop.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
+    out = gym_adapter.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
                             deterministic, record=record is not None)
     for env in envs:
         env.close()

@@ -31,7 +31,8 @@ import numpy as np
 import sqljax
 from experiments import cli
 from sqljax.envs import multigoal as mg
-from sqljax.loops import multi_seed, scan_loop
+from sqljax.envs.jax_env import rollout
+from sqljax.loops import multi_seed
 from sqljax.loops import run_dir as rd
 
 #: Training length (env steps). Every goal is reached by >= 10% of the evaluation episodes
@@ -53,8 +54,8 @@ def from_origin(key):
     return jnp.zeros((mg.OBS_DIM,), jnp.float32), mg.init_state(jnp.zeros((mg.OBS_DIM,)))
 
 
-_rollout = jax.jit(scan_loop.rollout, static_argnames=("n_episodes", "env", "env_params",
-                                                     "deterministic", "reset_fn", "max_steps"))
+_rollout = jax.jit(rollout, static_argnames=("n_episodes", "env", "env_params",
+                                             "deterministic", "reset_fn", "max_steps"))
 
 
 def evaluate(agent, key, n_episodes: int, deterministic: bool = False,

@@ -168,7 +168,7 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     from sqljax.loops import run_dir as rd
 
     run_dir = Path(run_dir)
-    run = ms.read_run(run_dir)
+    run = rd.read_run(run_dir)
     seed_ids = [int(s) for s in run["seed_ids"]]
     task, preset = task_name(run["env_id"]), str(run.get("preset") or run_dir.name)
     rows = read_curves(run_dir, seed_ids)
@@ -181,7 +181,7 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     states = ms.load_seed_states(run_dir)
     env_steps = int(rd.run_counters(rd.find_checkpoint(run_dir))["env_steps"])
     summary = bench.summarize(run_dir, reps=REPS)
-    wall = [float(r["wall_time"]) for r in ms.read_metrics(run_dir, seed_ids[0]) if r.get("wall_time")]
+    wall = [float(r["wall_time"]) for r in rd.read_metrics(run_dir, seed_ids[0]) if r.get("wall_time")]
     cell = {
         "task": task, "env_id": run["env_id"], "preset": preset, "label": run.get("label"),
         "seed_ids": seed_ids, "base_seed": int(run.get("base_seed", 0)),
@@ -191,7 +191,7 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
         "evaluation": {"every": int(run["eval_every"]), "episodes_per_seed": int(run["eval_episodes"]),
                        "stochastic": "fresh xi ~ N(0, I) every step (the authors' protocol)",
                        "deterministic": "xi = 0", "returns": "unscaled, separate eval envs"},
-        "config": json.loads((run_dir / ms.CONFIG_FILE).read_text()),
+        "config": json.loads((run_dir / rd.CONFIG_FILE).read_text()),
         "physics": physics(run["env_id"]), "hardware": hardware(),
         "throughput": summary.get("throughput"),
         "wall_time_s": max(wall) if wall else None,
@@ -328,13 +328,13 @@ def run_cell(task: str, preset: str, seeds: int, steps: int, run_dir: Path | Non
     cell schedule: evaluation every 10k steps, 5 episodes, a checkpoint every 25k)."""
     from experiments import bench
     from sqljax.envs.gym_adapter import resolve_env_id
-    from sqljax.loops import multi_seed as ms
+    from sqljax.loops import run_dir as rd
 
     env_id = resolve_env_id(task)
     run_dir = run_dir or RUNS_DIR / task_name(env_id) / preset
     flags = [] if progress else ["--no-progress"]
-    if (run_dir / ms.RUN_FILE).exists():
-        run = ms.read_run(run_dir)
+    if (run_dir / rd.RUN_FILE).exists():
+        run = rd.read_run(run_dir)
         if (run["env_id"], run.get("preset"), len(run["seed_ids"])) != (env_id, preset, seeds):
             raise cli.RunError(f"{run_dir} holds {run['env_id']}/{run.get('preset')} with "
                                f"{len(run['seed_ids'])} seeds, not {env_id}/{preset} with {seeds}; "

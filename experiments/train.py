@@ -60,7 +60,7 @@ def spec_from_args(args: argparse.Namespace) -> rd.RunSpec:
     return rd.RunSpec(env_id=env_id, config=cfg, seed_ids=(seed,), steps=steps, out=out,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
                       init_from=args.init_from, preset=args.preset, devices=args.devices,
-                      **cli.schedule(args, steps, multi_seed.is_jax_native(env_id)))
+                      **cli.schedule(args, steps, registry.is_jax_native(env_id)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

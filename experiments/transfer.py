@@ -280,7 +280,7 @@ def run_phase(spec: rd.RunSpec, log=print, reps: int = stats.DEFAULT_REPS,
                 or int(run["base_seed"]) != spec.base_seed or stored != spec.config):
             raise RunError(f"{out} holds another run (env, seeds or hyperparameters differ from this "
                            "study's); choose another --out, or remove it")
-        ckpt = ms.latest_checkpoint(out)
+        ckpt = rd.latest_checkpoint(out)
         if ckpt is None:
             raise RunError(f"{out} holds an unfinished run without a checkpoint; remove it to start "
                            "that run again")

@@ -44,6 +44,13 @@ def init(capacity: int, example: Batch) -> ReplayState:
     return state.replace(current_index=jnp.asarray(state.current_index, jnp.int32))
 
 
+def empty(capacity: int, obs_dim: int, action_dim: int) -> ReplayState:
+    """An empty buffer for ``capacity`` transitions with observations (O,) and actions (A,)."""
+    return init(capacity, Batch(obs=jnp.zeros((obs_dim,)), action=jnp.zeros((action_dim,)),
+                                reward=jnp.zeros(()), next_obs=jnp.zeros((obs_dim,)),
+                                terminated=jnp.zeros(())))
+
+
 def add(buffer: ReplayState, transition: Batch) -> ReplayState:
     """Append one transition (fields without a batch axis); overwrites the oldest when full."""
     transition = Batch(*(jnp.asarray(x, jnp.float32) for x in transition))

@@ -10,6 +10,7 @@ import pytest
 import sqljax
 from sqljax.envs import make_jax_env
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 FLAGS = ["--env", "gymnax:Pendulum-v1", "--steps", "400", "--hidden-sizes", "32",
          "--batch-size", "32", "--value-n-particles", "4", "--kernel-n-particles", "4",
@@ -33,7 +34,7 @@ def test_gymnax_pendulum_trains_through_train_and_bench(tmp_path, capsys):
     from experiments import bench, evaluate, train
 
     assert train.main(FLAGS + ["--seed", "1", "--out", str(tmp_path / "one")]) == 0
-    rows = ms.read_metrics(tmp_path / "one", 1)
+    rows = rd.read_metrics(tmp_path / "one", 1)
     assert [int(r["step"]) for r in rows] == [100, 200, 300, 400]
     assert [int(r["updates"]) for r in rows] == [1, 101, 201, 301]
     assert [int(r["episodes"]) for r in rows] == [0, 1, 1, 2]  # gymnax's 200-step time limit
@@ -46,7 +47,7 @@ def test_gymnax_pendulum_trains_through_train_and_bench(tmp_path, capsys):
     assert np.allclose(exp.next_obs[0, 0, 198], exp.obs[0, 0, 199])
     run = json.loads((tmp_path / "one" / "run.json").read_text())
     assert run["env_id"] == "gymnax:Pendulum-v1" and run["seed_ids"] == [1]
-    assert sqljax.load_checkpoint(ms.latest_checkpoint(tmp_path / "one")).obs_dim == 3
+    assert sqljax.load_checkpoint(rd.latest_checkpoint(tmp_path / "one")).obs_dim == 3
     capsys.readouterr()
     assert evaluate.main(["--ckpt", str(tmp_path / "one"), "--episodes", "2"]) == 0
     printed = capsys.readouterr().out

@@ -16,6 +16,7 @@ import numpy as np
 
 from experiments import bench
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent("""
@@ -62,7 +63,7 @@ def test_two_processes_checkpoint_are_killed_and_resume(tmp_path):
         for p in procs:
             p.send_signal(signal.SIGKILL)
             p.wait()
-    kept = ms.checkpoint_dirs(out)
+    kept = rd.checkpoint_dirs(out)
     assert kept and 750 <= kept[-1][0] < 1500
 
     procs = launch(["--resume", out, "--no-progress", "--bootstrap-reps", "1000"], tmp_path, "resume")
@@ -70,7 +71,7 @@ def test_two_processes_checkpoint_are_killed_and_resume(tmp_path):
         assert p.wait(timeout=600) == 0, (tmp_path / f"resume{i}.log").read_text()[-3000:]
     assert f"from step_{kept[-1][0]:09d}" in (tmp_path / "resume0.log").read_text()
     for sid in (0, 1):  # each process wrote its own seed's rows, continued without a gap
-        assert [int(r["step"]) for r in ms.read_metrics(out, sid)] == list(range(250, 1501, 250))
+        assert [int(r["step"]) for r in rd.read_metrics(out, sid)] == list(range(250, 1501, 250))
 
     # The same run in one process on one device: the same numbers (up to the rounding of
     # a batch of two seeds against one per device); the kill cost nothing.

@@ -18,8 +18,10 @@ import pytest
 
 import sqljax
 from experiments import bench
-from sqljax.loops import gym_loop
+from sqljax import seeding
+from sqljax.loops import RunError, gym_loop
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(hidden_sizes=(32,), batch_size=32, value_n_particles=8, kernel_n_particles=4)
@@ -37,18 +39,18 @@ def learned(state: sqljax.SQLState):
 
 
 def test_seed_keys_fold_the_index_into_the_base_key():
-    keys = ms.seed_keys(7, [0, 1, 5])
+    keys = seeding.seed_keys(7, [0, 1, 5])
     for row, i in zip(keys, [0, 1, 5]):
         want = jax.random.key_data(jax.random.fold_in(jax.random.key(7), i))
         np.testing.assert_array_equal(row, want)
     assert len({tuple(k) for k in keys}) == 3
-    np.testing.assert_array_equal(ms.seed_keys(7, [5])[0], keys[2])  # independent of N
+    np.testing.assert_array_equal(seeding.seed_keys(7, [5])[0], keys[2])  # independent of N
 
 
 def test_seed_count_must_split_over_the_devices():
     ms.check_seed_count(8, 4)
     ms.check_seed_count(3, 1)
-    with pytest.raises(ms.RunError, match=r"6 seeds cannot be split evenly over 4 devices.*4, 8"):
+    with pytest.raises(RunError, match=r"6 seeds cannot be split evenly over 4 devices.*4, 8"):
         ms.check_seed_count(6, 4)
 
 
@@ -57,8 +59,8 @@ def test_seed_count_must_split_over_the_devices():
 GYM_CFG = sqljax.SQLConfig(**TINY, learning_starts=50, max_episode_steps=30, reward_scale=10.0)
 
 
-def gym_spec(out: Path, seed_ids, steps: int = 80) -> ms.MultiSeedSpec:
-    return ms.MultiSeedSpec(env_id="Pendulum-v1", config=GYM_CFG, seed_ids=tuple(seed_ids),
+def gym_spec(out: Path, seed_ids, steps: int = 80) -> rd.RunSpec:
+    return rd.RunSpec(env_id="Pendulum-v1", config=GYM_CFG, seed_ids=tuple(seed_ids),
                             steps=steps, out=out, eval_every=40, eval_episodes=1,
                             checkpoint_every=40, log_every=20, progress=False)
 
@@ -75,7 +77,7 @@ def test_gym_seed_equals_its_solo_run(gym_runs):
     _, both, solo = gym_runs
     assert both["updates"] == [31, 31] and solo["updates"] == [31]
     # 31 updates on replay filled by each seed's own env: same numbers up to rounding.
-    assert max_diff(learned(ms.unstack(both["agents"], 1)), learned(ms.unstack(solo["agents"], 0))) < 1e-5
+    assert max_diff(learned(seeding.unstack(both["agents"], 1)), learned(seeding.unstack(solo["agents"], 0))) < 1e-5
     for e_both, e_solo in zip(both["evals"], solo["evals"]):
         assert e_both["step"] == e_solo["step"]
         for mode in ("stochastic", "deterministic"):
@@ -84,7 +86,7 @@ def test_gym_seed_equals_its_solo_run(gym_runs):
 
 def test_gym_seeds_differ(gym_runs):
     root, both, _ = gym_runs
-    a, b = ms.unstack(both["agents"], 0), ms.unstack(both["agents"], 1)
+    a, b = seeding.unstack(both["agents"], 0), seeding.unstack(both["agents"], 1)
     assert max_diff(a.sampler_params, b.sampler_params) > 1e-3  # own init
     assert max_diff(a.q_params, b.q_params) > 1e-3
     assert not np.array_equal(a.key, b.key)  # own update noise
@@ -107,19 +109,19 @@ def test_gym_time_limit_truncation_bootstraps(gym_runs):
     for seed in (0, 1):
         assert np.allclose(exp.next_obs[seed, 0, 28], exp.obs[seed, 0, 29])
         assert not np.allclose(exp.next_obs[seed, 0, 29], exp.obs[seed, 0, 30])
-        assert [int(r["episodes"]) for r in ms.read_metrics(root / "both", seed)] == [0, 1, 2, 2]
+        assert [int(r["episodes"]) for r in rd.read_metrics(root / "both", seed)] == [0, 1, 2, 2]
 
 
 def test_gym_run_files_and_resume(gym_runs):
     root, both, _ = gym_runs
     for sid in (0, 1):
-        rows = ms.read_metrics(root / "both", sid)
+        rows = rd.read_metrics(root / "both", sid)
         assert [int(r["step"]) for r in rows] == [20, 40, 60, 80]
         assert rows[1]["eval_return"] and rows[3]["eval_return_det"] and not rows[0]["eval_return"]
-    ckpt = ms.latest_checkpoint(root / "both")
+    ckpt = rd.latest_checkpoint(root / "both")
     assert ckpt.name == "step_000000080"
     first = sqljax.load_checkpoint(ckpt)  # the main item: seed 0's learner, loadable anywhere
-    assert max_diff(learned(first), learned(ms.unstack(both["agents"], 0))) == 0.0
+    assert max_diff(learned(first), learned(seeding.unstack(both["agents"], 0))) == 0.0
 
     # Lose the last checkpoint, then continue from step 40.
     run = root / "resumed"
@@ -129,7 +131,7 @@ def test_gym_run_files_and_resume(gym_runs):
     assert out["env_steps"] == 80 and out["updates"] == [31, 31]
     assert [e["step"] for e in out["evals"]] == [40, 80]
     assert out["evals"][0] == both["evals"][0]
-    assert [int(r["step"]) for r in ms.read_metrics(run, 1)] == [20, 40, 60, 80]
+    assert [int(r["step"]) for r in rd.read_metrics(run, 1)] == [20, 40, 60, 80]
     assert ms.load_seed_states(run).step.tolist() == [31, 31]
 
 
@@ -146,7 +148,7 @@ def test_gym_resume_after_the_logged_metrics_change(tmp_path, monkeypatch):
     monkeypatch.setattr(sqljax, "UPDATE_METRICS",
                         tuple(k for k in sqljax.UPDATE_METRICS if k != "q_loss"))
     ms.train(spec(80), **QUIET)
-    before = ms.read_metrics(run, 0)
+    before = rd.read_metrics(run, 0)
     assert "q_loss" not in before[0] and before[2]["q_mean"]
     monkeypatch.undo()
     gym_loop.compiled.cache_clear()
@@ -154,7 +156,7 @@ def test_gym_resume_after_the_logged_metrics_change(tmp_path, monkeypatch):
 
     out = ms.train(spec(120), resume=True, **QUIET)
     assert out["env_steps"] == 120 and out["updates"] == [71]
-    rows = ms.read_metrics(run, 0)
+    rows = rd.read_metrics(run, 0)
     assert [int(r["step"]) for r in rows] == [20, 40, 60, 80, 100, 120]
     assert [r["q_mean"] for r in rows[:4]] == [r["q_mean"] for r in before]
     assert [bool(r["q_loss"]) for r in rows] == [False] * 4 + [True] * 2
@@ -216,7 +218,7 @@ def test_bench_writes_summary_curves_and_compares(mg_runs, tmp_path):
         final = summary["final"][mode]
         assert set(final["per_seed"]) == {"0", "1"}
         per_seed = [float(r["eval_return" if mode == "stochastic" else "eval_return_det"])
-                    for r in (ms.read_metrics(run, s)[-1] for s in (0, 1))]
+                    for r in (rd.read_metrics(run, s)[-1] for s in (0, 1))]
         assert [final["per_seed"]["0"], final["per_seed"]["1"]] == pytest.approx(per_seed)
         assert final["mean"]["value"] == pytest.approx(np.mean(per_seed))
     assert set(summary["final"]["goals_reached"]) == {"0", "1"}
@@ -259,7 +261,7 @@ def test_four_devices_match_one(four_device_run, mg_runs):
     one = ms.load_seed_states(mg_runs / "both")
     assert sharded.step.tolist() == [51] * 4 and one.step.tolist() == [51, 51]
     for i in (0, 1):
-        assert max_diff(learned(ms.unstack(sharded, i)), learned(ms.unstack(one, i))) < 1e-5
+        assert max_diff(learned(seeding.unstack(sharded, i)), learned(seeding.unstack(one, i))) < 1e-5
     assert max_diff(one.sampler_params, jax.tree.map(lambda x: x[::-1], one.sampler_params)) > 1e-3
     a = json.loads((four / "summary.json").read_text())["final"]["stochastic"]["per_seed"]
     b = json.loads((mg_runs / "both" / "summary.json").read_text())["final"]["stochastic"]["per_seed"]
@@ -285,9 +287,9 @@ def test_train_seed_is_that_seed_of_bench(tmp_path):
                                   "--bootstrap-reps", "1000"]) == 0
     one, four = ms.load_seed_states(tmp_path / "train"), ms.load_seed_states(tmp_path / "bench")
     assert one.step.tolist() == [201] and four.step.tolist() == [201] * 4
-    assert max_diff(learned(ms.unstack(one, 0)), learned(ms.unstack(four, 3))) < 1e-4
-    assert max_diff(learned(ms.unstack(one, 0)), learned(ms.unstack(four, 2))) > 1e-3
-    solo, same = ms.read_metrics(tmp_path / "train", 3), ms.read_metrics(tmp_path / "bench", 3)
+    assert max_diff(learned(seeding.unstack(one, 0)), learned(seeding.unstack(four, 3))) < 1e-4
+    assert max_diff(learned(seeding.unstack(one, 0)), learned(seeding.unstack(four, 2))) > 1e-3
+    solo, same = rd.read_metrics(tmp_path / "train", 3), rd.read_metrics(tmp_path / "bench", 3)
     assert [r["step"] for r in solo] == [r["step"] for r in same] == ["100", "200", "300"]
     assert [r["episodes"] for r in solo] == [r["episodes"] for r in same]
     assert float(solo[-1]["eval_return"]) == pytest.approx(float(same[-1]["eval_return"]), rel=1e-3)
@@ -297,7 +299,7 @@ def test_checkpoints_of_the_earlier_format_are_refused_in_one_line(tmp_path):
     agent = sqljax.init(jax.random.key(0), sqljax.SQLConfig(hidden_sizes=(8,)), 3, 1)
     old = tmp_path / "old"
     sqljax.save_checkpoint(old, agent, metadata={"format": "sqljax-multi-seed-run", "seed_ids": [0, 1]})
-    with pytest.raises(ms.RunError, match="earlier version of sqljax"):
+    with pytest.raises(RunError, match="earlier version of sqljax"):
         ms.load_init_states(old, (0, 1), "Pendulum-v1", 3, 1)
-    with pytest.raises(ms.RunError, match="earlier version of sqljax"):
+    with pytest.raises(RunError, match="earlier version of sqljax"):
         ms.load_run_state(old)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import sqljax
-from sqljax import replay
+from sqljax import replay, seeding
 from sqljax.envs import multigoal as mg
-from sqljax.loops import device, scan_loop, seeds
+from sqljax.loops import device, scan_loop
 
 SMALL = dict(hidden_sizes=(16, 16), batch_size=8, value_n_particles=4, kernel_n_particles=4,
              learning_starts=50)
@@ -84,7 +84,7 @@ def test_truncation_bootstraps_and_termination_is_stored(short_run):
 def test_vmap_over_seeds_gives_different_results():
     fns = scan_loop.make_train(small_cfg(), mg.MultiGoal(), mg.DEFAULT_PARAMS, capacity=100,
                                chunk_steps=100)
-    keys = seeds.seed_keys(1, [0, 1])
+    keys = seeding.seed_keys(1, [0, 1])
     carries = jax.jit(jax.vmap(fns.init_carry))(keys)
     stats = jax.vmap(lambda _: device.new_stats())(np.arange(2))
     carries, stats = jax.jit(jax.vmap(fns.run_chunk), donate_argnums=(0, 1))(carries, stats)
@@ -96,7 +96,7 @@ def test_vmap_over_seeds_gives_different_results():
     leaf = jax.tree.leaves(carries.agent.sampler_params)[0]
     assert not np.allclose(leaf[0], leaf[1])
     # Seed i's key does not depend on how many seeds there are.
-    np.testing.assert_array_equal(seeds.seed_keys(1, [0, 1, 2])[:2], keys)
+    np.testing.assert_array_equal(seeding.seed_keys(1, [0, 1, 2])[:2], keys)
 
 
 @pytest.mark.slow
@@ -134,6 +134,7 @@ def test_compiled_loop_stops_naming_the_first_non_finite_update(tmp_path):
     stops it with the line the gymnasium driver writes: the seed, env step and update."""
     from sqljax.loops import NonFiniteError, run_dir
     from sqljax.loops import multi_seed as ms
+    from sqljax.loops import run_dir as rd
 
     params = mg.MultiGoalParams(goals=((100.0, 100.0),), max_episode_steps=1000)
     spec = run_dir.RunSpec(env_id="NaNRewardAfter150", config=small_cfg(max_episode_steps=1000),
@@ -147,7 +148,7 @@ def test_compiled_loop_stops_naming_the_first_non_finite_update(tmp_path):
     update = int(line.split("update ")[1].split(":")[0])
     assert 150 <= step <= 200 and update == step - 49  # one update per step from step 50
     assert f"last good checkpoint is {tmp_path / 'run' / 'checkpoints' / 'step_000000100'}" in line
-    rows = ms.read_metrics(tmp_path / "run", 2)
+    rows = rd.read_metrics(tmp_path / "run", 2)
     assert [r["step"] for r in rows] == ["100", "200"] and rows[1]["q_loss"] == "nan"
 
 

@@ -17,6 +17,7 @@ from test_update import ACT, OBS, SMALL, random_batch
 import sqljax
 from experiments import evaluate, results
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CELL = ["--eval-every", "40", "--eval-episodes", "1", "--checkpoint-every", "40",
@@ -100,7 +101,7 @@ def test_cell_files_hold_the_runs_evaluations(cell):
         rows = list(csv.DictReader(f))
     assert [(int(r["step"]), int(r["seed"])) for r in rows] == [(40, 0), (40, 1), (80, 0), (80, 1)]
     for r in rows:
-        logged = next(m for m in ms.read_metrics(root / "runs/cell", int(r["seed"]))
+        logged = next(m for m in rd.read_metrics(root / "runs/cell", int(r["seed"]))
                       if int(m["step"]) == int(r["step"]))
         assert float(r["stochastic"]) == pytest.approx(float(logged["eval_return"]), abs=0.006)
         assert float(r["deterministic"]) == pytest.approx(float(logged["eval_return_det"]), abs=0.006)

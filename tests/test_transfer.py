@@ -21,7 +21,10 @@ import pytest
 
 import sqljax
 from experiments import bench, transfer
+from sqljax import seeding
+from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
+from sqljax.loops import run_dir as rd
 
 STEPS = 120
 LEARNING_STARTS = 40
@@ -80,22 +83,22 @@ def test_pretrained_loads_into_a_task_of_the_same_sizes(study, checkpoints):
     # A multi-seed pretraining run pairs the seeds: seed i from pretrained seed i.
     pre = ms.load_seed_states(study / "pretrain")
     got = ms.load_init_states(study / "pretrain", (1, 0), "sqljax/AntUMaze-v0", 105, 8)
-    assert leaves_equal(ms.unstack(got, 0), ms.unstack(pre, 1))
-    assert leaves_equal(ms.unstack(got, 1), ms.unstack(pre, 0))
-    with pytest.raises(ms.RunError, match=r"holds seeds \[0, 1\], not seed\(s\) \[5\]"):
+    assert leaves_equal(seeding.unstack(got, 0), seeding.unstack(pre, 1))
+    assert leaves_equal(seeding.unstack(got, 1), seeding.unstack(pre, 0))
+    with pytest.raises(RunError, match=r"holds seeds \[0, 1\], not seed\(s\) \[5\]"):
         ms.load_init_states(study / "pretrain", (0, 5), "sqljax/AntUMaze-v0", 105, 8)
     # A single learner starts every seed.
     one = sqljax.load_checkpoint(checkpoints["ant"])
     got = ms.load_init_states(checkpoints["ant"], (0, 1, 2), "sqljax/AntUMaze-v0", 105, 8)
     assert got.step.shape == (3,)
     for i in range(3):
-        assert leaves_equal(ms.unstack(got, i).sampler_params, one.sampler_params)
+        assert leaves_equal(seeding.unstack(got, i).sampler_params, one.sampler_params)
 
 
 @pytest.mark.parametrize("name, sizes", [("pendulum", "observation size 3 and action size 1"),
                                          ("multigoal", "observation size 2 and action size 2")])
 def test_mismatched_pretrained_fails_in_one_line(checkpoints, name, sizes, tmp_path, capsys):
-    with pytest.raises(ms.RunError, match=sizes):
+    with pytest.raises(RunError, match=sizes):
         ms.load_init_states(checkpoints[name], (0, 1), "sqljax/AntHallwayWide-v0", 105, 8)
     out = tmp_path / "never"
     assert transfer.main(["--pretrained", str(checkpoints[name]), "--out", str(out),
@@ -143,7 +146,7 @@ def test_finetuned_learners_start_from_the_pretrained_parameters(study):
     start = ms.load_seed_states(ckpt_at(study / TASK / "finetune", 30))  # before the first update
     assert start.step.tolist() == [0, 0]
     for i in (0, 1):
-        p, f = ms.unstack(pre, i), ms.unstack(start, i)
+        p, f = seeding.unstack(pre, i), seeding.unstack(start, i)
         assert leaves_equal(f.q_params, p.q_params)
         assert leaves_equal(f.target_q_params, p.q_params)
         assert leaves_equal(f.sampler_params, p.sampler_params)
@@ -152,7 +155,7 @@ def test_finetuned_learners_start_from_the_pretrained_parameters(study):
             assert int(opt[0].count) == 0
             assert all(not np.any(np.asarray(x)) for x in jax.tree.leaves((opt[0].mu, opt[0].nu)))
         assert f.noise_bank.shape == (BANK, 8)
-    assert not leaves_equal(ms.unstack(start, 0).sampler_params, ms.unstack(start, 1).sampler_params)
+    assert not leaves_equal(seeding.unstack(start, 0).sampler_params, seeding.unstack(start, 1).sampler_params)
     # the pretrained learners had trained (so the copy is not of a fresh init)
     assert pre.step.tolist() == [STEPS - LEARNING_STARTS + 1] * 2
     scratch = ms.load_seed_states(ckpt_at(study / TASK / "scratch", 30))
@@ -166,7 +169,7 @@ def test_reward_scale_schedule_reaches_exact_values(study):
     assert (cfg.reward_scale, cfg.final_reward_scale, cfg.anneal_steps, cfg.noise_bank_size) == (
         10.0, 1000.0, ANNEAL, BANK)
     for seed in (0, 1):
-        rows = {int(r["step"]): r for r in ms.read_metrics(study / TASK / "finetune", seed)}
+        rows = {int(r["step"]): r for r in rd.read_metrics(study / TASK / "finetune", seed)}
         assert rows[LEARNING_STARTS - 1]["reward_scale"] == ""  # no update yet
         for t in range(LEARNING_STARTS, STEPS + 1):
             # the row of env step t holds update t - L + 1, made at state.step = t - L
@@ -178,7 +181,7 @@ def test_reward_scale_schedule_reaches_exact_values(study):
         assert float(rows[start + ANNEAL // 2]["reward_scale"]) == pytest.approx(100.0, rel=1e-5)
         assert float(rows[start + ANNEAL]["reward_scale"]) == pytest.approx(1000.0, rel=1e-6)
         assert float(rows[STEPS]["reward_scale"]) == pytest.approx(1000.0, rel=1e-6)
-        scratch = ms.read_metrics(study / TASK / "scratch", seed)
+        scratch = rd.read_metrics(study / TASK / "scratch", seed)
         assert {float(r["reward_scale"]) for r in scratch if r["reward_scale"]} == {10.0}
 
 
@@ -194,7 +197,7 @@ def test_noise_bank_shrinks_inside_the_run(study):
     obs = jnp.linspace(-1.0, 1.0, 105)
     run = study / TASK / "finetune"
     # env step 60: 21 updates done, K_xi = round(4 + 21/40 * (1 - 4)) = 2
-    mid = jax.tree.map(jnp.asarray, ms.unstack(ms.load_seed_states(ckpt_at(run, 60)), 0))
+    mid = jax.tree.map(jnp.asarray, seeding.unstack(ms.load_seed_states(ckpt_at(run, 60)), 0))
     assert int(mid.step) == 21 and int(sqljax.noise_bank_size_at(mid.config, mid.step)) == 2
     bank_actions = [np.asarray(sqljax.sampler_apply(mid.sampler_params, mid.config.hidden_sizes, obs,
                                                     mid.noise_bank[j])) for j in range(BANK)]
@@ -203,7 +206,7 @@ def test_noise_bank_shrinks_inside_the_run(study):
     for a in got:
         assert any(np.allclose(a, bank_actions[j], atol=1e-5) for j in (0, 1))
     # the end of the run: K_xi = 1, every draw is the first bank vector's action
-    end = jax.tree.map(jnp.asarray, ms.unstack(ms.load_seed_states(run), 1))
+    end = jax.tree.map(jnp.asarray, seeding.unstack(ms.load_seed_states(run), 1))
     assert int(end.step) == STEPS - LEARNING_STARTS + 1
     assert int(sqljax.noise_bank_size_at(end.config, end.step)) == 1
     got = _distinct_actions(end, obs)
@@ -231,7 +234,7 @@ def test_study_writes_summary_and_figure(study, capsys):
                 for stat in ("mean", "iqm"):
                     v = e[what][stat]
                     assert v["ci_low"] <= v["value"] <= v["ci_high"]
-            rows = [ms.read_metrics(study / TASK / arm, sid)[-1] for sid in (0, 1)]
+            rows = [rd.read_metrics(study / TASK / arm, sid)[-1] for sid in (0, 1)]
             col = "eval_return" if mode == "stochastic" else "eval_return_det"
             assert e["final_per_seed"] == pytest.approx([float(r[col]) for r in rows])
     for mode in ("stochastic", "deterministic"):

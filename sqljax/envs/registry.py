@@ -67,6 +67,11 @@ def task_kind(env_id: str) -> str:
     return "jax" if str(env_id).startswith(GYMNAX_PREFIX) else "gym"
 
 
+def is_jax_native(env_id: str) -> bool:
+    """Whether ``env_id`` is trained by the compiled loop (its kind is ``"jax"``)."""
+    return task_kind(env_id) == "jax"
+
+
 def reward_scale(env_id: str) -> float | None:
     """The authors' reward scale of a task (by any name, any version), or None."""
     task = find_task(env_id)

@@ -1,9 +1,7 @@
-"""Training drivers: thin shells around ``sqljax.update``.
-
-``multi_seed.train(RunSpec)`` trains N >= 1 seeds in lockstep on any environment: the
-gymnasium driver (:mod:`sqljax.loops.gym_loop`) or the compiled ``lax.scan`` loop for
-JAX-native environments (:mod:`sqljax.loops.scan_loop`); both write one run-directory
-format (:mod:`sqljax.loops.run_dir`). A single run is N = 1.
+"""Training drivers: thin shells around ``sqljax.update``. ``multi_seed.train(RunSpec)``
+trains N >= 1 seeds in lockstep with the gymnasium driver (:mod:`.gym_loop`) or the
+compiled loop for JAX-native envs (:mod:`.scan_loop`), writing one run-directory format
+(:mod:`.run_dir`). A single run is N = 1.
 """
 
 

@@ -1,10 +1,8 @@
 """What every driver runs on the device per environment step, for one seed (``jax.vmap``
-adds the seed axis): store the transition, learn from replay, keep the episode and
-update statistics. The gymnasium driver and the compiled loop both call
-:func:`store_and_learn`; they differ only in where the next observation comes from.
-
-Only true terminations are stored as ``terminated``; a time-limit truncation
-bootstraps from the next state's value.
+adds the seed axis): :func:`store_and_learn` stores the transition, learns from replay
+and keeps the episode and update statistics; the drivers differ only in where the next
+observation comes from. Only true terminations are stored as ``terminated``; a
+time-limit truncation bootstraps from the next state's value.
 """
 
 from __future__ import annotations
@@ -68,20 +66,13 @@ def strong(tree):
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), tree)
 
 
-def empty_buffer(capacity: int, obs_dim: int, action_dim: int):
-    example = sqljax.Batch(obs=jnp.zeros((obs_dim,)), action=jnp.zeros((action_dim,)),
-                           reward=jnp.zeros(()), next_obs=jnp.zeros((obs_dim,)),
-                           terminated=jnp.zeros(()))
-    return replay.init(capacity, example)
-
-
 def new_carry(agent: sqljax.SQLState, key: jax.Array, capacity: int, obs=None,
               env_state: Any = ()) -> Carry:
     """A seed's carry with an empty replay of ``capacity`` transitions."""
     o, a = agent.obs_dim, agent.action_dim
     zero_f, zero_i = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
     return strong(Carry(
-        agent=agent, buffer=empty_buffer(capacity, o, a), key=jnp.asarray(key),
+        agent=agent, buffer=replay.empty(capacity, o, a), key=jnp.asarray(key),
         obs=jnp.zeros((o,), jnp.float32) if obs is None else obs,
         action=jnp.zeros((a,), jnp.float32), env_state=env_state,
         episode_return=zero_f, episode_length=zero_i, episodes=zero_i, env_steps=zero_i))
@@ -182,12 +173,3 @@ def summarize(stats: Stats) -> dict[str, jax.Array]:
                episode_length=jnp.where(e > 0, stats.ep_length_sum / jnp.maximum(e, 1), nan),
                n_learn=n, bad_step=stats.bad_step, bad_update=stats.bad_update)
     return out
-
-
-def act_eval(agent: sqljax.SQLState, obs, deterministic, key, t):
-    """(agent, obs (M, O), deterministic (M,) bool, key, t) -> actions (M, A): row i acts
-    with xi = 0 where ``deterministic[i]``, else with fresh noise from ``fold_in(key, t)``."""
-    k = jax.random.fold_in(key, t)
-    stochastic = sqljax.sample_actions(agent, obs, k)
-    frozen = sqljax.sample_actions(agent, obs, k, deterministic=True)
-    return jnp.where(deterministic[:, None], frozen, stochastic)

@@ -1,21 +1,17 @@
-"""The training driver: N >= 1 seeds in lockstep, on any environment. A single run is
-N = 1; seed ``i`` is the same run whatever N is (:mod:`sqljax.loops.seeds`).
+"""The training driver: N >= 1 seeds in lockstep, on any environment (a single run is
+N = 1; seed ``i`` is the same run whatever N is: :mod:`sqljax.seeding`).
 
 :func:`train` runs a :class:`~sqljax.loops.run_dir.RunSpec` with one of two programs,
-both vmapped over the seed axis and sharded over the devices:
-
-* gymnasium envs (:class:`sqljax.loops.gym_loop.GymProgram`): the host steps one env
-  per seed, one device call per env step for all seeds;
-* JAX-native envs (:class:`sqljax.loops.scan_loop.JaxProgram`, any env of
-  :func:`sqljax.envs.make_jax_env`): one compiled ``lax.scan`` per chunk of steps.
-
-Everything else is this one loop: at every sync point (``log_every``, ``eval_every``,
-``checkpoint_every``, the end) it fetches the update and episode statistics, stops on
-the first non-finite loss or parameter (naming the seed, env step and update), runs
-the evaluation, writes each seed's metrics row and the checkpoint
-(:mod:`sqljax.loops.run_dir`). ``--resume`` continues from the last complete
-checkpoint, bit for bit for the JAX-native loop (gymnasium envs start new episodes);
-``init_from`` starts every seed from pretrained learners (:func:`load_init_states`).
+both vmapped over the seed axis and sharded over the devices: for gymnasium envs
+:class:`~sqljax.loops.gym_loop.GymProgram` (one device call per env step for all
+seeds), for JAX-native envs :class:`~sqljax.loops.scan_loop.JaxProgram` (one compiled
+``lax.scan`` per chunk of steps). Everything else is this one loop: at every sync point
+(``log_every``, ``eval_every``, ``checkpoint_every``, the end) it fetches the statistics,
+stops on the first non-finite loss or parameter (naming seed, env step and update),
+evaluates, and writes each seed's metrics row and the checkpoint
+(:mod:`sqljax.loops.run_dir`). ``resume`` continues from the last complete checkpoint,
+bit for bit for the JAX-native loop (gymnasium envs start new episodes); ``init_from``
+starts every seed from pretrained learners (:func:`load_init_states`).
 """
 
 from __future__ import annotations
@@ -31,43 +27,45 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 import sqljax
+from sqljax import seeding
 from sqljax.envs import make_jax_env, registry
-from sqljax.loops import NonFiniteError, RunError, device, seeds
+from sqljax.loops import NonFiniteError, RunError, device
 from sqljax.loops import run_dir as rd
-from sqljax.loops.run_dir import (
-    BASE_COLUMNS,
-    CHECKPOINT_DIR,
-    CONFIG_FILE,
-    RUN_FILE,
-    RunSpec,
-    checkpoint_dirs,
-    latest_checkpoint,
-    read_metrics,
-    read_run,
-)
-from sqljax.loops.seeds import check_seed_count, seed_keys, unstack
-
-__all__ = [
-    "CHECKPOINT_DIR", "CONFIG_FILE", "MultiSeedSpec", "NonFiniteError", "RUN_FILE", "RunError",
-    "RunSpec", "check_seed_count", "checkpoint_dirs", "is_jax_native", "latest_checkpoint",
-    "load_init_states", "load_run_state", "load_seed_states", "read_metrics", "read_run",
-    "seed_keys", "train", "unstack",
-]
-
-MultiSeedSpec = RunSpec
+from sqljax.loops.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
 
 
-def is_jax_native(env_id: str) -> bool:
-    return registry.task_kind(env_id) == "jax"
+def check_seed_count(n_seeds: int, n_devices: int) -> None:
+    """RunError unless ``n_seeds`` >= 1 splits evenly over ``n_devices``."""
+    if n_seeds < 1:
+        raise RunError(f"the number of seeds must be >= 1, got {n_seeds}")
+    if n_seeds % n_devices:
+        lower = n_seeds - n_seeds % n_devices
+        options = ", ".join(str(k) for k in (lower, lower + n_devices) if k >= 1)
+        raise RunError(f"{n_seeds} seeds cannot be split evenly over {n_devices} devices; use a "
+                       f"multiple of {n_devices} seeds (e.g. {options}), or fewer devices "
+                       "(CUDA_VISIBLE_DEVICES, or --devices)")
+
+
+def mesh_for(n_seeds: int, n_devices: int | None) -> Mesh:
+    """The mesh of a run: the first ``n_devices`` devices (default all), checked."""
+    devices = jax.devices()
+    if n_devices is not None:
+        if not 1 <= n_devices <= len(devices):
+            raise RunError(f"--devices {n_devices}: there are {len(devices)} devices "
+                           f"({devices[0].platform})")
+        devices = devices[:n_devices]
+    check_seed_count(n_seeds, len(devices))
+    return seeding.seed_mesh(devices)
 
 
 def make_program(spec: RunSpec, mesh, jax_env: tuple[Any, Any] | None = None):
     """The program that trains ``spec.env_id``: the compiled loop (on ``jax_env``, an
     ``(env, env_params)`` pair, default ``make_jax_env(spec.env_id)``) or the gymnasium
     driver."""
-    if jax_env is not None or is_jax_native(spec.env_id):
+    if jax_env is not None or registry.is_jax_native(spec.env_id):
         from sqljax.loops.scan_loop import JaxProgram
 
         try:
@@ -95,17 +93,13 @@ def abstract_carry(kind: str, cfg: sqljax.SQLConfig, env_id: str, obs_dim: int, 
 
 def next_sync(step: int, spec: RunSpec) -> int:
     """The next env step at which a schedule fires (or the end)."""
-    nxt = spec.steps
-    for every in (spec.log_every, spec.eval_every, spec.checkpoint_every):
-        if every > 0:
-            nxt = min(nxt, (step // every + 1) * every)
-    return nxt
+    return min([spec.steps] + [(step // every + 1) * every for every in spec.periods])
 
 
 @functools.lru_cache(maxsize=8)
 def stats_fns(mesh, n_seeds: int):
     """Jitted ``() -> zero stats (N, ...)`` and ``stats -> (summary, zero stats)``."""
-    sh = seeds.seed_sharding(mesh)
+    sh = seeding.seed_sharding(mesh)
     fresh = jax.jit(lambda: jax.vmap(lambda _: device.new_stats())(jnp.arange(n_seeds)),
                     out_shardings=sh)
     fetch = jax.jit(jax.vmap(lambda s: (device.summarize(s), device.new_stats())),
@@ -127,13 +121,13 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
     the last good checkpoint is kept).
     """
     rd.check_schedule(spec)
-    if jax_env is None and not is_jax_native(spec.env_id):
+    if jax_env is None and not registry.is_jax_native(spec.env_id):
         from sqljax.envs.gym_adapter import resolve_env_id
 
         spec = dataclasses.replace(spec, env_id=resolve_env_id(spec.env_id))
     elif registry.find_task(spec.env_id) is not None:
         spec = dataclasses.replace(spec, env_id=registry.find_task(spec.env_id).id)
-    mesh = seeds.mesh_for(spec.n_seeds, spec.devices)
+    mesh = mesh_for(spec.n_seeds, spec.devices)
     prog = make_program(spec, mesh, jax_env)
     try:
         return _train(spec, prog, resume, log, mesh)
@@ -143,10 +137,10 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
 
 def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
     n = spec.n_seeds
-    sh = seeds.seed_sharding(mesh)
-    local = seeds.local_seed_positions(sh, n)
-    keys = seeds.seed_keys(spec.base_seed, spec.seed_ids)
-    eval_keys = seeds.fold_keys(keys, seeds.EVAL_TAG)
+    sh = seeding.seed_sharding(mesh)
+    local = seeding.local_seed_positions(sh, n)
+    keys = seeding.seed_keys(spec.base_seed, spec.seed_ids)
+    eval_keys = seeding.fold_keys(keys, seeding.EVAL_TAG)
     names = list(sqljax.UPDATE_METRICS)
     columns = BASE_COLUMNS + prog.extra_columns + names + ["steps_per_sec", "wall_time"]
     if resume:
@@ -168,8 +162,14 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
         if spec.init_from is not None:
             pretrained = load_init_states(spec.init_from, spec.seed_ids, spec.env_id,
                                           prog.obs_dim, prog.action_dim)
-        carry = prog.init(seeds.to_global(keys, sh), pretrained)
-        if pretrained is not None:
+        keys_g = seeding.to_global(keys, sh)
+        if pretrained is None:
+            carry = prog.fns["init"](keys_g)
+        else:
+            try:
+                carry = prog.fns["finetune"](keys_g, seeding.to_global(pretrained, sh))
+            except ValueError as e:  # network sizes differ
+                raise RunError(f"--init-from {spec.init_from}: {e}") from None
             log(f"seeds start from the learners in {spec.init_from} (optimisers fresh)")
         env_steps, eval_index, wall_before, evals = 0, 0, 0.0, []
     rd.prepare(spec, resume, int(mesh.devices.size), mesh.devices.flat[0].platform)
@@ -194,24 +194,14 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
             bar.update(target - env_steps)
             env_steps = target
             summary, stats = fetch(stats)
-            summary, updates, episodes = seeds.to_host((summary, carry.agent.step, carry.episodes))
+            summary, updates, episodes = seeding.to_host((summary, carry.agent.step, carry.episodes))
             now = time.perf_counter()
             rate = (env_steps - steps_row) / max(now - t_row, 1e-9)
             rates.append(rate)
             rows = {p: _row(env_steps, summary, p, int(updates[p]), int(episodes[p]), rate, names)
                     for p in local}
             bad = [p for p in range(n) if summary["bad_step"][p] >= 0]
-            if bad:
-                logs.write({spec.seed_ids[p]: dict(rows[p], wall_time=wall_before + now - t0)
-                            for p in local})
-                what = [k for k in names if not np.isfinite(summary[k][bad[0]])
-                        and summary["n_learn"][bad[0]] > 0]
-                raise NonFiniteError(rd.diverged_message(
-                    [(spec.seed_ids[p], int(summary["bad_step"][p]), int(summary["bad_update"][p]))
-                     for p in bad],
-                    f"non-finite {', '.join(what)}" if what else "a non-finite parameter",
-                    env_steps, last_ckpt, spec.out))
-            if rd.due(env_steps, spec.eval_every, spec.steps):
+            if not bad and rd.due(env_steps, spec.eval_every, spec.steps):
                 res = prog.evaluate(carry.agent, eval_keys, eval_index)
                 eval_index += 1
                 evals.append(_record_eval(env_steps, res))
@@ -219,12 +209,23 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
                     _eval_columns(rows[p], res, p)
             wall = wall_before + time.perf_counter() - t0
             logs.write({spec.seed_ids[p]: dict(rows[p], wall_time=wall) for p in local})
+            if bad:
+                what = [k for k in names if not np.isfinite(summary[k][bad[0]])
+                        and summary["n_learn"][bad[0]] > 0]
+                raise NonFiniteError(rd.diverged_message(
+                    [(spec.seed_ids[p], int(summary["bad_step"][p]), int(summary["bad_update"][p]))
+                     for p in bad],
+                    f"non-finite {', '.join(what)}" if what else "a non-finite parameter",
+                    env_steps, last_ckpt, spec.out))
             if rd.due(env_steps, spec.checkpoint_every, spec.steps):
                 last_ckpt = rd.checkpoint_path(spec.out, env_steps)
-                _save(last_ckpt, carry, prog, spec, dict(
+                rd.save_carry(last_ckpt, carry, dict(
                     env_steps=env_steps, episodes=[int(e) for e in episodes],
                     updates=[int(u) for u in updates], eval_index=eval_index, wall_time=wall,
-                    evals=evals))
+                    evals=evals, seed_ids=list(spec.seed_ids), env_id=spec.env_id,
+                    base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity))
+                if jax.process_index() == 0:
+                    rd.prune(spec.out, spec.keep_checkpoints)
             if evals:
                 bar.set_postfix_str(f"eval {np.mean(evals[-1]['stochastic']):.1f}/"
                                     f"{np.mean(evals[-1]['deterministic']):.1f} (mean over seeds)",
@@ -233,10 +234,10 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
     finally:
         bar.close()
         logs.close()
-    agents = seeds.to_host(carry.agent)
+    agents = seeding.to_host(carry.agent)
     return {"env_steps": env_steps, "seed_ids": list(spec.seed_ids),
             "updates": [int(u) for u in np.asarray(agents.step).reshape(-1)],
-            "episodes": [int(e) for e in np.asarray(seeds.to_host(carry.episodes)).reshape(-1)],
+            "episodes": [int(e) for e in np.asarray(seeding.to_host(carry.episodes)).reshape(-1)],
             "evals": evals, "steps_per_sec": rates, "agents": agents,
             "checkpoint": str(last_ckpt) if last_ckpt else None, "run_dir": str(spec.out),
             "n_devices": int(mesh.devices.size)}
@@ -285,27 +286,11 @@ def _progress(spec: RunSpec, initial: int):
 
 # ------------------------------------------------------------------------------ checkpoints
 
-def _save(path: Path, carry, prog, spec: RunSpec, counters: dict[str, Any]) -> None:
-    """The stacked carry, its replay cut to the filled part, with the run's counters."""
-    n = int(np.asarray(seeds.to_host(jax.vmap(sqljax.replay.size)(carry.buffer))).reshape(-1)[0])
-    cut = carry.replace(buffer=carry.buffer.replace(
-        experience=jax.tree.map(lambda x: x[:, :, :n], carry.buffer.experience)))
-    host = seeds.to_host(cut)
-    counters = dict(counters, seed_ids=list(spec.seed_ids), env_id=spec.env_id,
-                    base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity)
-    rd.save_carry(path, host, counters, n)  # every process takes part
-    if jax.process_index() == 0:
-        rd.prune(spec.out, spec.keep_checkpoints)
-
-
 def _restore(path: Path, prog, sharding) -> tuple[Any, dict[str, Any]]:
-    counters = rd.run_counters(path)
-    n = int(counters["replay_size"])
     like = abstract_carry(prog.kind, prog.cfg, prog.spec.env_id, prog.obs_dim, prog.action_dim,
                           prog.spec.n_seeds, prog.capacity, getattr(prog, "jax_env", None))
-    saved = rd.load_carry(path, rd.cut_like(like, n))
-    carry = rd.grow_replay(saved, like, n, int(counters["replay_capacity"]))
-    return seeds.to_global(carry, sharding), counters
+    carry, counters = rd.restore_carry(path, like)
+    return seeding.to_global(carry, sharding), counters
 
 
 def load_run_state(path: str | os.PathLike):
@@ -318,7 +303,7 @@ def load_run_state(path: str | os.PathLike):
     n = int(counters["replay_size"])
     like = abstract_carry(counters["kind"], cfg, counters["env_id"], int(meta["obs_dim"]),
                           int(meta["action_dim"]), len(counters["seed_ids"]), max(n, 1))
-    return rd.load_carry(ckpt, rd.cut_like(like, n))
+    return rd.load_carry(ckpt, like, n)
 
 
 def load_seed_states(path: str | os.PathLike) -> sqljax.SQLState:
@@ -329,11 +314,10 @@ def load_seed_states(path: str | os.PathLike) -> sqljax.SQLState:
 
 def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
                      obs_dim: int, action_dim: int) -> sqljax.SQLState:
-    """The pretrained learners that seeds ``seed_ids`` start from, stacked (on the host):
-    from a run checkpoint of several seeds, the rows of the same seed indices; from a
-    one-seed run or a single learner's checkpoint, that learner for every seed. ``path``: a checkpoint or a run directory
-    (its latest checkpoint). RunError (one line) if the sizes differ from the env's or a
-    seed is missing."""
+    """The pretrained learners (stacked, on the host) that seeds ``seed_ids`` start from:
+    the same seed indices' rows of a run checkpoint of several seeds, or else its one
+    learner for every seed. ``path``: a checkpoint or a run directory (its latest).
+    RunError (one line) if the sizes differ from the env's or a seed is missing."""
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     sizes = (int(meta["obs_dim"]), int(meta["action_dim"]))

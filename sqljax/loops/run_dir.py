@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 import sqljax
+from sqljax import seeding
 from sqljax.loops import RunError
 
 RUN_FILE = "run.json"
@@ -81,6 +82,11 @@ class RunSpec:
     @property
     def n_seeds(self) -> int:
         return len(self.seed_ids)
+
+    @property
+    def periods(self) -> list[int]:
+        """Env steps between metrics rows, evaluations and checkpoints, of those that are on."""
+        return [e for e in (self.log_every, self.eval_every, self.checkpoint_every) if e > 0]
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -174,15 +180,8 @@ def truncate_csv(path: Path, step: int, columns: Sequence[str]) -> None:
     if not rows:
         return
     header = rows[0]
-    kept = []
-    for r in rows[1:]:
-        if len(r) != len(header):
-            continue
-        try:
-            if int(r[0]) <= step:
-                kept.append(dict(zip(header, r)))
-        except ValueError:
-            continue
+    kept = [dict(zip(header, r)) for r in rows[1:]
+            if len(r) == len(header) and r[0].isdigit() and int(r[0]) <= step]
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
@@ -247,18 +246,16 @@ def checkpoint_dirs(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """(step, path) of the complete checkpoints of a run, oldest first. Half-written
     ones (hidden temp dirs, or dirs without complete metadata) are skipped."""
     root = Path(run_dir) / CHECKPOINT_DIR
-    found = []
-    if root.is_dir():
-        for p in root.iterdir():
-            m = _CKPT_RE.match(p.name)
-            if not m or not p.is_dir():
-                continue
-            try:
-                sqljax.read_checkpoint_metadata(p)
-            except sqljax.CheckpointError:
-                continue
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+    return sorted((int(m.group(1)), p) for p in (root.iterdir() if root.is_dir() else ())
+                  if (m := _CKPT_RE.match(p.name)) and p.is_dir() and _complete(p))
+
+
+def _complete(ckpt: Path) -> bool:
+    try:
+        sqljax.read_checkpoint_metadata(ckpt)
+        return True
+    except sqljax.CheckpointError:
+        return False
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -311,54 +308,56 @@ def run_counters(path: Path) -> dict[str, Any]:
     return counters
 
 
-def save_carry(path: Path, host_carry, counters: dict[str, Any], n_filled: int) -> None:
-    """Write a stacked carry (on the host; replay already cut to ``n_filled``
-    transitions per seed) with seed position 0's learner as the main item."""
-    agent0 = jax.tree.map(lambda x: x[0], host_carry.agent)
-    sqljax.save_checkpoint(path, agent0, extra={"carry": host_carry},
-                           metadata=dict(counters, format=RUN_FORMAT, replay_size=n_filled))
+def _map_replay(carry, fn, *others):
+    """``carry`` with ``fn`` applied to each replay array (axes: seed, 1, slot, ...)."""
+    exp = jax.tree.map(fn, carry.buffer.experience, *(o.buffer.experience for o in others))
+    return carry.replace(buffer=carry.buffer.replace(experience=exp))
 
 
-def cut_like(like, n: int):
-    """An abstract stacked carry with the replay cut to its first ``n`` transitions."""
-    exp = like.buffer.experience
-    return like.replace(buffer=like.buffer.replace(experience=jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape[:2] + (n,) + x.shape[3:], x.dtype), exp)))
+def save_carry(path: Path, carry, counters: dict[str, Any]) -> None:
+    """Write a stacked carry (sharded; every process takes part), its replay cut to the
+    filled part, with seed position 0's learner as the main item."""
+    n = int(np.asarray(seeding.to_host(jax.vmap(sqljax.replay.size)(carry.buffer))).reshape(-1)[0])
+    host = seeding.to_host(_map_replay(carry, lambda x: x[:, :, :n]))
+    sqljax.save_checkpoint(path, seeding.unstack(host.agent, 0), extra={"carry": host},
+                           metadata=dict(counters, format=RUN_FORMAT, replay_size=n))
 
 
-def load_carry(path: Path, like):
-    """The stacked carry saved at ``path`` (numpy, on the host), shaped like ``like``
-    (abstract, its replay cut to the saved size)."""
+def load_carry(path: Path, like, n: int):
+    """The stacked carry saved at ``path`` (numpy, on the host): ``like`` (abstract) with
+    the replay cut to the ``n`` saved transitions per seed."""
+    cut = _map_replay(like, lambda x: jax.ShapeDtypeStruct(x.shape[:2] + (n,) + x.shape[3:],
+                                                           x.dtype))
     try:
-        return jax.device_get(sqljax.load_extra(path, {"carry": like})["carry"])
+        return jax.device_get(sqljax.load_extra(path, {"carry": cut})["carry"])
     except sqljax.CheckpointError as e:
         raise RunError(f"cannot read {path}: {e} (was it written with other settings, seeds or "
                        "environment?)") from None
 
 
-def grow_replay(saved, like_full, n: int, saved_capacity: int):
-    """A host carry whose replay (``n`` transitions per seed) is laid into buffers of
-    ``like_full``'s capacity."""
-    exp_like = like_full.buffer.experience
-    cap = int(exp_like.obs.shape[-2])
+def restore_carry(path: Path, like) -> tuple[Any, dict[str, Any]]:
+    """The stacked carry (host) and counters of a run checkpoint, its replay laid into
+    buffers of ``like``'s capacity."""
+    counters = run_counters(path)
+    n, cap = int(counters["replay_size"]), int(like.buffer.experience.obs.shape[-2])
     if n > cap:
         raise RunError(f"the checkpoint holds {n} transitions per seed, more than this run's "
                        f"replay capacity {cap}; resume with at least as many --steps as before")
+    saved = load_carry(path, like, n)
 
     def grow(like, part):
         full = np.zeros(like.shape, like.dtype)
         full[:, :, :n] = part
         return full
 
-    experience = jax.tree.map(grow, exp_like, saved.buffer.experience)
-    if cap == saved_capacity:
-        index, full = saved.buffer.current_index, saved.buffer.is_full
+    carry, buf = _map_replay(like, grow, saved), saved.buffer
+    if cap == int(counters["replay_capacity"]):
+        index, full = buf.current_index, buf.is_full
     else:
-        shape = np.shape(saved.buffer.current_index)
-        index = np.full(shape, n % cap, np.int32)
-        full = np.full(shape, n == cap)
-    return saved.replace(buffer=saved.buffer.replace(experience=experience, current_index=index,
-                                                     is_full=full))
+        index = np.full(np.shape(buf.current_index), n % cap, np.int32)
+        full = np.full(np.shape(buf.current_index), n == cap)
+    return saved.replace(buffer=buf.replace(experience=carry.buffer.experience,
+                                            current_index=index, is_full=full)), counters
 
 
 def diverged_message(bad: Sequence[tuple[int, int, int]], what: str, stopped_at: int,

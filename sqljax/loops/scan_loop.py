@@ -1,17 +1,12 @@
 """A training run compiled end to end, for environments written in JAX.
 
-The environment is an argument (no default): any object with gymnax 1.0's interface
-(:mod:`sqljax.envs.jax_env`): ``reset(key, params) -> (obs, state)`` and
-``step(key, state, action, params) -> (obs, state, reward, terminated, truncated,
-info)`` with automatic reset and the true last observation in
-``info["final_observation"]``, plus ``observation_space(params)`` and
-``action_space(params)`` (``shape``, ``low``, ``high``). Sampler actions in [-1, 1]^A
-are mapped affinely onto the action box. The replay stores the final observation, so
-truncations bootstrap and terminations don't; ``cfg.max_episode_steps`` adds a time
-limit of its own (the loop then resets the env).
-
-One chunk of training is a ``lax.scan`` over env steps, each doing what
-:func:`sqljax.loops.device.store_and_learn` does; the host sees one call per chunk::
+The environment is an argument (no default): any object of the protocol of
+:mod:`sqljax.envs.jax_env` (gymnax 1.0's interface, automatic reset, the true last
+observation in ``info["final_observation"]``). Sampler actions in [-1, 1]^A are mapped
+affinely onto the action box. The replay stores the final observation, so truncations
+bootstrap and terminations don't; ``cfg.max_episode_steps`` adds a time limit of its
+own (the loop then resets the env). One chunk of training is a ``lax.scan`` over env
+steps, each doing :func:`sqljax.loops.device.store_and_learn`; one call per chunk::
 
     fns = make_train(cfg, env, env_params, capacity=10_000, chunk_steps=1_000)
     carry, stats = jax.jit(fns.init_carry)(key), device.new_stats()
@@ -34,8 +29,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 import sqljax
-from sqljax.envs.jax_env import action_affine, space_dims
-from sqljax.loops import device, seeds
+from sqljax import seeding
+from sqljax.envs.jax_env import action_affine, rollout, space_dims
+from sqljax.loops import device
 from sqljax.loops.run_dir import RunError, RunSpec
 
 
@@ -88,62 +84,14 @@ def make_train(cfg: sqljax.SQLConfig, env: Any, env_params: Any, capacity: int,
     return TrainFns(init_carry=init_carry, run_chunk=run_chunk, chunk_steps=int(chunk_steps))
 
 
-def rollout(agent: sqljax.SQLState, key: jax.Array, n_episodes: int, env: Any, env_params: Any,
-            *, deterministic: bool = False, reset_fn: Callable | None = None,
-            max_steps: int | None = None) -> dict[str, Any]:
-    """``n_episodes`` evaluation episodes of the sampler, in parallel (pure; jittable with
-    ``agent`` and ``key`` as arguments and the rest static).
-
-    Stochastic: a fresh xi per state and step; ``deterministic=True``: xi = 0.
-    ``reset_fn(key) -> (obs, env_state)`` chooses the start (default ``env.reset``).
-    Episodes run for ``max_steps`` (default ``agent.config.max_episode_steps``) steps or
-    until the environment ends them; steps after the end are masked out.
-
-    Returns: ``obs`` (N, T+1, O) (after the end: the last one repeated), ``reward`` (N, T)
-    (0 after the end), ``alive`` (N, T) bool, ``terminated`` (N,) bool,
-    ``episode_return`` (N,), ``length`` (N,) int32, ``info`` (each leaf (N, T, ...)).
-    """
-    reset_fn = (lambda k: env.reset(k, env_params)) if reset_fn is None else reset_fn
-    max_steps = int(agent.config.max_episode_steps if max_steps is None else max_steps)
-    offset, scale = action_affine(env, env_params)
-
-    def episode(key):
-        k_reset, k_run = jax.random.split(key)
-        obs, state = reset_fn(k_reset)
-
-        def one_step(c, k):
-            obs, state, alive = c
-            k_act, k_env = jax.random.split(k)
-            action = sqljax.sample_actions(agent, obs, k_act, deterministic=deterministic)
-            next_obs, next_state, reward, term, trunc, info = env.step(
-                k_env, state, offset + scale * action, env_params)
-            shown = jnp.where(alive, info["final_observation"], obs)
-            out = dict(obs=shown, reward=jnp.where(alive, reward, 0.0), alive=alive,
-                       terminated=alive & term, info=info)
-            return (jnp.where(alive, next_obs, obs), next_state, alive & ~(term | trunc)), out
-
-        _, out = jax.lax.scan(one_step, (obs, state, jnp.array(True)),
-                              jax.random.split(k_run, max_steps))
-        return dict(obs=jnp.concatenate([obs[None], out["obs"]], axis=0), reward=out["reward"],
-                    alive=out["alive"], terminated=jnp.any(out["terminated"]),
-                    episode_return=jnp.sum(out["reward"]),
-                    length=jnp.sum(out["alive"]).astype(jnp.int32), info=out["info"])
-
-    return jax.vmap(episode)(jax.random.split(key, n_episodes))
-
-
 def chunk_steps(spec: RunSpec) -> int:
     """Env steps per compiled call: the gcd of every schedule that is on and the run length."""
-    chunk = spec.steps
-    for every in (spec.log_every, spec.eval_every, spec.checkpoint_every):
-        if every > 0:
-            chunk = math.gcd(chunk, every)
-    return chunk
+    return math.gcd(spec.steps, *spec.periods)
 
 
 @functools.lru_cache(maxsize=8)
 def compiled(cfg, env, env_params, capacity: int, chunk: int, eval_episodes: int, mesh: Mesh):
-    sh = seeds.seed_sharding(mesh)
+    sh = seeding.seed_sharding(mesh)
     fns = make_train(cfg, env, env_params, capacity, chunk)
     has_goals = hasattr(env_params, "goals")
 
@@ -184,7 +132,7 @@ class JaxProgram:
     def __init__(self, spec: RunSpec, mesh: Mesh, env: Any, env_params: Any):
         self.spec, self.mesh, self.cfg = spec, mesh, spec.config
         self.env, self.env_params, self.jax_env = env, env_params, (env, env_params)
-        self.sh = seeds.seed_sharding(mesh)
+        self.sh = seeding.seed_sharding(mesh)
         self.obs_dim, self.action_dim = space_dims(env, env_params)
         self.capacity = int(min(self.cfg.replay_size, spec.steps))
         self.chunk = chunk_steps(spec)
@@ -193,14 +141,6 @@ class JaxProgram:
         n_goals = len(env_params.goals) if self.fns["has_goals"] else 0
         self.extra_columns = (["eval_goals"] + [f"eval_goal_{i}" for i in range(n_goals)]
                               + ["eval_goal_none"]) if n_goals else []
-
-    def init(self, keys, pretrained=None):
-        if pretrained is None:
-            return self.fns["init"](keys)
-        try:
-            return self.fns["finetune"](keys, seeds.to_global(pretrained, self.sh))
-        except ValueError as e:
-            raise RunError(f"--init-from {self.spec.init_from}: {e}") from None
 
     def begin(self, carry, env_steps: int):
         if env_steps % self.chunk:
@@ -214,8 +154,8 @@ class JaxProgram:
         return carry, stats
 
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:
-        keys = seeds.to_global(seeds.fold_keys(eval_keys, eval_index), self.sh)
-        res = seeds.to_host(self.fns["evaluate"](agents, keys))
+        keys = seeding.to_global(seeding.fold_keys(eval_keys, eval_index), self.sh)
+        res = seeding.to_host(self.fns["evaluate"](agents, keys))
         return {k: np.asarray(v) for k, v in res.items()}
 
     def close(self) -> None:

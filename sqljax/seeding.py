@@ -1,4 +1,4 @@
-"""Seeds and devices: what seed ``i`` is, and where its arrays live.
+"""Seeds: what seed ``i`` is, and where its arrays live.
 
 Seed ``i`` (an index, not a count) of base seed ``b`` gets the key
 ``fold_in(jax.random.key(b), i)`` (:func:`seed_keys`); its learner init, acting and
@@ -19,8 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-from sqljax.loops.run_dir import RunError
 
 SEED_AXIS = "seed"
 EVAL_TAG = 0xE7A1
@@ -58,7 +56,7 @@ def seed_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A one-axis mesh named ``"seed"`` over ``devices`` (default: all, ``jax.devices()``)."""
     devs = list(jax.devices() if devices is None else devices)
     if not devs:
-        raise RunError("no devices to run on")
+        raise ValueError("no devices to run on")
     return Mesh(np.asarray(devs, dtype=object), (SEED_AXIS,))
 
 
@@ -69,30 +67,6 @@ def seed_sharding(mesh: Mesh) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
-
-
-def check_seed_count(n_seeds: int, n_devices: int) -> None:
-    """RunError unless ``n_seeds`` >= 1 splits evenly over ``n_devices``."""
-    if n_seeds < 1:
-        raise RunError(f"the number of seeds must be >= 1, got {n_seeds}")
-    if n_seeds % n_devices:
-        lower = n_seeds - n_seeds % n_devices
-        options = ", ".join(str(k) for k in (lower, lower + n_devices) if k >= 1)
-        raise RunError(f"{n_seeds} seeds cannot be split evenly over {n_devices} devices; use a "
-                       f"multiple of {n_devices} seeds (e.g. {options}), or fewer devices "
-                       "(CUDA_VISIBLE_DEVICES, or --devices)")
-
-
-def mesh_for(n_seeds: int, n_devices: int | None) -> Mesh:
-    """The mesh of a run: the first ``n_devices`` devices (default all), checked."""
-    devices = jax.devices()
-    if n_devices is not None:
-        if not 1 <= n_devices <= len(devices):
-            raise RunError(f"--devices {n_devices}: there are {len(devices)} devices "
-                           f"({devices[0].platform})")
-        devices = devices[:n_devices]
-    check_seed_count(n_seeds, len(devices))
-    return seed_mesh(devices)
 
 
 def local_seed_positions(sharding: NamedSharding, n_seeds: int) -> list[int]:
