@@ -34,9 +34,11 @@ ENV_ID = "sqljax/AntAnyDirection-v0"
 SECTORS = 8
 
 
-def rollouts(agent: sqljax.SQLState, episodes: int, seed: int, max_steps: int) -> dict:
-    """``episodes`` stochastic episodes in lockstep (one batched action call per step):
-    per episode the torso's xy path (T_i, 2), its per-step planar speed, and its length."""
+def rollouts(agent: sqljax.SQLState, episodes: int, seed: int, max_steps: int,
+             deterministic: bool = False) -> dict:
+    """``episodes`` episodes in lockstep, one batched action call per step (fresh xi, or
+    xi = 0 with ``deterministic``): per episode the torso's xy path (T_i, 2), its per-step
+    planar speed, and its length."""
     import gymnasium as gym
 
     import sqljax.envs.gym_adapter  # noqa: F401  (registers the Ant tasks)
@@ -48,11 +50,11 @@ def rollouts(agent: sqljax.SQLState, episodes: int, seed: int, max_steps: int) -
         paths[i][0] = np.asarray(env.unwrapped.data.qpos[:2], float).copy()
     speeds: list[list[float]] = [[] for _ in envs]
     alive = np.ones(episodes, bool)
-    act = jax.jit(sqljax.sample_actions)
+    act = jax.jit(sqljax.sample_actions, static_argnames="deterministic")
     key = jax.random.key(seed)
     while alive.any():
         key, sub = jax.random.split(key)
-        actions = np.asarray(act(agent, obs.astype(np.float32), sub))
+        actions = np.asarray(act(agent, obs.astype(np.float32), sub, deterministic=deterministic))
         for i, env in enumerate(envs):
             if not alive[i]:
                 continue
@@ -123,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=20, help="stochastic episodes per learner")
     p.add_argument("--max-steps", type=int, default=1000, help="episode length limit")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts and noise")
+    p.add_argument("--deterministic", action="store_true", help="xi = 0 instead of fresh noise "
+                   "(outputs get a _deterministic suffix)")
     p.add_argument("--out", default="results/transfer", help="output directory")
     try:
         args = p.parse_args(argv)
@@ -139,17 +143,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for name, agent in agents.items():
-        run = rollouts(agent, args.episodes, args.seed, args.max_steps)
+        run = rollouts(agent, args.episodes, args.seed, args.max_steps, args.deterministic)
         results[name] = (run, summarize(run))
         s = results[name][1]
         print(f"{name:>22}: planar speed {s['mean_planar_speed']:.2f} m/s, net distance "
               f"{s['net_distance_mean']:.1f} m, length {s['episode_length_mean']:.0f}, heading "
               f"R {s['heading_resultant_length']:.2f}, sectors {s['sectors_visited']}/{SECTORS}")
     summary = {"env_id": ENV_ID, "episodes": args.episodes, "seed": args.seed,
+               "mode": "deterministic" if args.deterministic else "stochastic",
                "learners": {name: {"source": src, **results[name][1]} for name, src in
                             zip(results, [*args.learners, "sqljax.init"])}}
-    (out / "locomotion.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {plot(results, out / 'locomotion.png')} and {out / 'locomotion.json'}")
+    stem = "locomotion_deterministic" if args.deterministic else "locomotion"
+    (out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {plot(results, out / f'{stem}.png')} and {out / f'{stem}.json'}")
     return 0
 
 
