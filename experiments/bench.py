@@ -158,15 +158,23 @@ def summarize(run_dir: str | Path, reps: int = stats.DEFAULT_REPS,
     goals = _last_values(run_dir, seed_ids, "eval_goals")
     if goals:
         out["final"]["goals_reached"] = goals
+    rate = throughput(run_dir, seed_ids)
+    if rate:
+        out["throughput"] = rate
+    return out
+
+
+def throughput(run_dir: Path, seed_ids: Sequence[int]) -> dict[str, Any] | None:
+    """Training speed of a run from its metrics (None before the first log row)."""
     rates = [float(r["steps_per_sec"]) for r in rd.read_metrics(run_dir, seed_ids[0])
              if r.get("steps_per_sec") not in (None, "")]
-    if rates:
-        per_seed = float(np.median(rates))
-        out["throughput"] = {"env_steps_per_sec_per_seed": per_seed,
-                             "total_env_steps_per_sec": per_seed * len(seed_ids),
-                             "note": "median over log intervals, evaluation excluded, "
-                                     "compilation included in the first ones"}
-    return out
+    if not rates:
+        return None
+    per_seed = float(np.median(rates))
+    return {"env_steps_per_sec_per_seed": per_seed,
+            "total_env_steps_per_sec": per_seed * len(seed_ids),
+            "note": "median over log intervals, evaluation excluded, "
+                    "compilation included in the first ones"}
 
 
 def _last_values(run_dir: Path, seed_ids, column: str) -> dict[str, float]:

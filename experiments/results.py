@@ -97,15 +97,11 @@ def read_curves(run_dir: Path, seed_ids: Sequence[int]) -> list[dict[str, Any]]:
     from experiments.bench import eval_table
 
     tables = {mode: eval_table(run_dir, seed_ids, mode) for mode in MODES}
-    steps = sorted(set(tables["stochastic"][0].tolist()) & set(tables["deterministic"][0].tolist()))
-    rows = []
-    for step in steps:
-        for j, sid in enumerate(seed_ids):
-            row: dict[str, Any] = {"step": int(step), "seed": int(sid)}
-            for mode, (s, returns) in tables.items():
-                row[mode] = float(returns[j, list(s).index(step)])
-            rows.append(row)
-    return rows
+    by_step = {mode: dict(zip(steps.tolist(), returns.T)) for mode, (steps, returns) in tables.items()}
+    common = sorted(set(by_step["stochastic"]) & set(by_step["deterministic"]))
+    return [{"step": int(step), "seed": int(sid),
+             **{mode: float(by_step[mode][step][j]) for mode in MODES}}
+            for step in common for j, sid in enumerate(seed_ids)]
 
 
 def write_curves_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -180,7 +176,6 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
 
     states = ms.load_seed_states(run_dir)
     env_steps = int(rd.run_counters(rd.find_checkpoint(run_dir))["env_steps"])
-    summary = bench.summarize(run_dir, reps=REPS)
     wall = [float(r["wall_time"]) for r in rd.read_metrics(run_dir, seed_ids[0]) if r.get("wall_time")]
     cell = {
         "task": task, "env_id": run["env_id"], "preset": preset, "label": run.get("label"),
@@ -193,7 +188,7 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
                        "deterministic": "xi = 0", "returns": "unscaled, separate eval envs"},
         "config": json.loads((run_dir / rd.CONFIG_FILE).read_text()),
         "physics": physics(run["env_id"]), "hardware": hardware(),
-        "throughput": summary.get("throughput"),
+        "throughput": bench.throughput(run_dir, seed_ids),
         "wall_time_s": max(wall) if wall else None,
         "collected": time.strftime("%Y-%m-%d"),
     }
@@ -261,7 +256,10 @@ def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
                                             f" ({hw['device']})")
     phys = "gymnasium (host MuJoCo)" if cell["physics"].startswith("gymnasium") else cell["physics"]
     task = cell["task"]
-    row = [task, cell["preset"], _steps_words(int(steps[-1])), str(len(seeds)),
+    done = _steps_words(int(steps[-1]))
+    if int(cell["steps"]) > int(steps[-1]):  # a cell stopped before its planned length
+        done += f" (of {_steps_words(int(cell['steps']))})"
+    row = [task, cell["preset"], done, str(len(seeds)),
            _fmt(final["stochastic"]), _fmt(final["deterministic"]), _fmt(late_est),
            _reference(task, int(steps[-1])), REFERENCE.get(task, {}).get("sac_1m", "—"),
            f"{phys}, {where}", f"[curves]({task}/{cell['preset']}/{PLOT_FILE})"]
@@ -283,8 +281,8 @@ def render_table(results_dir: Path = RESULTS_DIR) -> str:
               "curves.csv; do not edit by hand -->\n\n")
     out.write("Evaluation return (unscaled) at the last evaluation point of each cell: the "
               "interquartile mean over seeds of each seed's mean over its evaluation episodes, with "
-              "a 95 % stratified-bootstrap interval (with 3 seeds, the IQM is the mean and the "
-              "interval spans the seeds). *Stochastic*: the sampler with fresh ξ every step, the "
+              "a 95 % stratified-bootstrap interval (with 2 or 3 seeds, the IQM is the mean and the "
+              "interval spans the seeds); a cell stopped early shows its planned length too. *Stochastic*: the sampler with fresh ξ every step, the "
               "authors' protocol and the one the published figures use; *deterministic*: ξ = 0. "
               f"One evaluation of a few episodes is noisy, so the *last {LATE_EVALS} evaluations* "
               "column averages each seed's stochastic returns over its last "
