@@ -20,9 +20,15 @@ complete, so a process killed mid-write never leaves a half-written `<path>`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import sys
+import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -51,15 +57,39 @@ def _to_host(tree):
 
 
 def _save_tree(directory: Path, tree) -> None:
-    with ocp.StandardCheckpointer() as ckptr:
+    with _stderr_held(), ocp.StandardCheckpointer() as ckptr:
         ckptr.save(directory, tree)
         ckptr.wait_until_finished()
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    """Hold what is written to file descriptor 2 while orbax reads or writes: pass it on
+    after success; after a failure, drop it with the tracebacks that orbax's aborted
+    operations print from their threads (the failure itself is raised, in one line)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    ok = False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+            ok = True
+        finally:
+            if not ok:
+                time.sleep(0.5)  # the aborted reads report within milliseconds
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if ok:
+                held.seek(0)
+                os.write(2, held.read())
 
 
 def _restore_tree(directory: Path, like):
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
                             if not isinstance(x, jax.ShapeDtypeStruct) else x, like)
-    with ocp.StandardCheckpointer() as ckptr:
+    with _stderr_held(), ocp.StandardCheckpointer() as ckptr:
         restored = ckptr.restore(directory, abstract)
     want = jax.tree_util.tree_flatten_with_path(abstract)[0]
     got = jax.tree.leaves(restored)
@@ -88,23 +118,41 @@ def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,
     # every process must name the same temporary directory
     token = f"p{jax.process_count()}" if multi else uuid.uuid4().hex[:8]
     tmp = path.parent / f".{path.name}.partial-{token}"
+    trees = [_to_host(flax.serialization.to_state_dict(t)) for t in (state, extra)]
     if lead:
         _check_replaceable(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed write
+        _check_space(path, sum(x.nbytes for x in jax.tree.leaves(trees)))
     _sync("sqljax_checkpoint_start")
     try:
-        _save_tree(tmp / "state", _to_host(flax.serialization.to_state_dict(state)))
+        _save_tree(tmp / "state", trees[0])
         if extra is not None:
-            _save_tree(tmp / "extra", _to_host(flax.serialization.to_state_dict(extra)))
+            _save_tree(tmp / "extra", trees[1])
         if lead:
             _write_meta(tmp, state, metadata, has_extra=extra is not None)
             _rename_into_place(tmp, path)
         _sync("sqljax_checkpoint_done")
+    except ValueError as e:  # how orbax reports a failed write (tensorstore's status)
+        code = re.search(r"os_error_code='(\d+)'", str(e))
+        if code is None:
+            raise CheckpointError(f"could not write the checkpoint {path}: {e}") from None
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
     finally:
         if lead and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _check_space(path: Path, nbytes: int) -> None:
+    """OSError (ENOSPC) before writing if ``path``'s file system has too little room for
+    ``nbytes`` of arrays (plus a margin for metadata): a checkpoint that cannot fit is
+    not started, and the earlier ones stay as they are."""
+    need = int(nbytes * 1.05) + (1 << 20)
+    free = shutil.disk_usage(path.parent).free
+    if need > free:
+        raise OSError(errno.ENOSPC, f"No space left on device: the checkpoint needs about "
+                      f"{need / 2**20:.1f} MB, {free / 2**20:.1f} MB are free", str(path))
 
 
 def _sync(name: str) -> None:
