@@ -47,7 +47,7 @@ def bench(env_id: str, rounds: int, steps: int, train_steps: int) -> dict:
     carry = prog.begin(prog.fns["init"](seeding.to_global(seeding.seed_keys(0, [0]), seeding.seed_sharding(mesh))), 0)
     stats = fresh_stats()
     t = cfg.learning_starts + 5  # fill the replay with real transitions, compile
-    carry, stats = prog.advance(carry, stats, 0, t)
+    carry, stats, _ = prog.advance(carry, stats, 0, t, lambda: False)
     agent = jax.tree.map(lambda x: jnp.copy(x[0]), carry.agent)
     batch = sqljax.replay.sample(seeding.unstack(carry.buffer, 0), jax.random.PRNGKey(2), cfg.batch_size)
     update = jax.jit(sqljax.update, donate_argnums=0)
@@ -71,7 +71,7 @@ def bench(env_id: str, rounds: int, steps: int, train_steps: int) -> dict:
         times["fused"].append((time.perf_counter() - start) / steps)
 
         start = time.perf_counter()
-        carry, stats = prog.advance(carry, stats, t, t + steps)
+        carry, stats, _ = prog.advance(carry, stats, t, t + steps, lambda: False)
         np.asarray(prog.actions)
         t += steps
         times["loop"].append((time.perf_counter() - start) / steps)

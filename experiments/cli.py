@@ -18,15 +18,16 @@ from typing import Any
 import sqljax
 from sqljax.envs import registry
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id
-from sqljax.loops import NonFiniteError, RunError
+from sqljax.loops import NonFiniteError, RunError, Stopped
 from sqljax.loops import run_dir as rd
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
 
-#: Errors that mean the user's input was wrong (exit status 2, one line on stderr).
-BAD_INPUT_ERRORS = (RunError, EnvError, sqljax.CheckpointError, FileNotFoundError)
+#: Errors that mean the user's input or the machine was wrong (exit status 2, one line on
+#: stderr): bad flags, env ids, checkpoints, and OS errors (permissions, a full disk).
+BAD_INPUT_ERRORS = (RunError, EnvError, sqljax.CheckpointError, OSError)
 
 CONFIG_HELP: dict[str, str] = {
     "hidden_sizes": "hidden layer sizes of Q and the sampler",
@@ -65,17 +66,36 @@ class Parser(argparse.ArgumentParser):
 
 
 def report_error(e: BaseException, interrupted_hint: str) -> int:
-    """Print one `error:` line (or the hint, on Ctrl-C) and return the exit status:
-    1 for a diverged run, 130 for an interrupt, 2 for bad input."""
+    """Print one `error:` line (or the hint, on Ctrl-C; what was saved, on a stop by a
+    signal) and return the exit status: 1 for a diverged run, 128 + the signal's number
+    for a stop or an interrupt, 2 for bad input."""
     if isinstance(e, KeyboardInterrupt):
         print(interrupted_hint, file=sys.stderr)
         return EXIT_INTERRUPTED
+    if isinstance(e, Stopped):
+        print(e, file=sys.stderr)
+        return 128 + (e.signum or 2)
+    if isinstance(e, OSError) and e.strerror:
+        e = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     print(f"error: {e}", file=sys.stderr)
     return EXIT_DIVERGED if isinstance(e, NonFiniteError) else EXIT_BAD_INPUT
 
 
 #: What a command's main catches and hands to report_error.
-HANDLED_ERRORS = (BadInput, *BAD_INPUT_ERRORS, NonFiniteError, KeyboardInterrupt)
+HANDLED_ERRORS = (BadInput, *BAD_INPUT_ERRORS, NonFiniteError, Stopped, KeyboardInterrupt)
+
+
+class Default(int):
+    """An option's default value, told apart from the same value given on the command line."""
+
+
+def after_run(draw, *args, **kwargs) -> None:
+    """Call ``draw`` (a plot of what a run wrote) after the run, even a stopped or failed
+    one; its own failure is a note on stderr, never an error hiding the run's."""
+    try:
+        draw(*args, **kwargs)
+    except Exception as e:  # a missing plot must not mask the run's outcome
+        print(f"note: no plot ({type(e).__name__}: {e})", file=sys.stderr)
 
 
 def flag(name: str) -> str:
@@ -169,8 +189,9 @@ def add_schedule_flags(group: argparse._ArgumentGroup, keep_checkpoints: int) ->
     group.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints "
                        "(default steps/10 within [1000, 50000]; 0: never); one is also written "
                        "at the end")
-    group.add_argument("--keep-checkpoints", type=int, default=keep_checkpoints,
-                       help=f"checkpoints kept on disk per run (default {keep_checkpoints})")
+    group.add_argument("--keep-checkpoints", type=int, default=Default(keep_checkpoints),
+                       help=f"checkpoints kept on disk per run (default {keep_checkpoints}; on "
+                       "--resume: the run's)")
     group.add_argument("--log-every", type=int, help="env steps between metrics rows (default "
                        "min(1000, eval-every); 0: only at evaluations, checkpoints and the end)")
     group.add_argument("--devices", type=int, help="use the first D of jax.devices() (default all)")
@@ -224,8 +245,9 @@ def pretrained_config(init_from: str) -> sqljax.SQLConfig:
 
 
 def spec_from_resume(args: argparse.Namespace) -> rd.RunSpec:
-    """The spec of the run in ``--resume DIR`` (its own settings; a larger ``--steps``
-    extends it, ``--keep-checkpoints``, ``--devices`` and ``--no-progress`` apply)."""
+    """The spec of the run in ``--resume DIR``: its own settings (schedule, checkpoints
+    kept); ``--steps`` changes its length (the loop refuses fewer than it has done), a
+    given ``--keep-checkpoints``, ``--devices`` and ``--no-progress`` apply."""
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
         raise RunError(f"cannot resume {run_dir}: no such directory")
@@ -253,6 +275,8 @@ def spec_from_resume(args: argparse.Namespace) -> rd.RunSpec:
     return rd.RunSpec(env_id=env_id, config=rd.read_config(run_dir),
                       seed_ids=tuple(run["seed_ids"]), steps=args.steps or int(run["steps"]),
                       out=run_dir, base_seed=int(run["base_seed"]),
-                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
-                      preset=run.get("preset"), label=run.get("label"), devices=args.devices,
+                      keep_checkpoints=(int(run["keep_checkpoints"])
+                                        if isinstance(args.keep_checkpoints, Default)
+                                        else args.keep_checkpoints),
+                      progress=not args.no_progress, preset=run.get("preset"), label=run.get("label"), devices=args.devices,
                       init_from=run.get("init_from"), **sched)

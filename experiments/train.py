@@ -54,13 +54,12 @@ def spec_from_args(args: argparse.Namespace) -> rd.RunSpec:
     else:
         kind = "-finetune" if args.init_from else ""
         out = Path("runs") / f"{registry.short_name(env_id)}{kind}" / f"seed{seed}"
-    if rd.holds_run(out):
-        raise RunError(f"{out} already holds a run; continue it with --resume {out}, or choose "
-                       "another directory with --out")
-    return rd.RunSpec(env_id=env_id, config=cfg, seed_ids=(seed,), steps=steps, out=out,
+    spec = rd.RunSpec(env_id=env_id, config=cfg, seed_ids=(seed,), steps=steps, out=out,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
                       init_from=args.init_from, preset=args.preset, devices=args.devices,
                       **cli.schedule(args, steps, registry.is_jax_native(env_id)))
+    rd.check_new(spec)  # before anything is built (the run checks again, holding the directory)
+    return spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = multi_seed.train(spec, resume=resume)
         finally:  # also after a stop: the curve up to it
             if (spec.out / f"seed{seed}" / rd.METRICS_FILE).exists():
-                plots.plot_learning_curve(spec.out, title=f"SQL on {spec.env_id}, seed {seed}")
+                cli.after_run(plots.plot_learning_curve, spec.out,
+                              title=f"SQL on {spec.env_id}, seed {seed}")
     except cli.HANDLED_ERRORS as e:
         return cli.report_error(e, "interrupted; continue with --resume from the last checkpoint")
     msg = (f"done: {summary['env_steps']} env steps, {summary['updates'][0]} updates, "

@@ -281,10 +281,10 @@ def run_phase(spec: rd.RunSpec, log=print, reps: int = stats.DEFAULT_REPS,
             raise RunError(f"{out} holds another run (env, seeds or hyperparameters differ from this "
                            "study's); choose another --out, or remove it")
         ckpt = rd.latest_checkpoint(out)
-        if ckpt is None:
-            raise RunError(f"{out} holds an unfinished run without a checkpoint; remove it to start "
-                           "that run again")
-        if _ckpt_step(ckpt) >= spec.steps:
+        if ckpt is None:  # stopped before its first checkpoint: the same run starts again
+            ms.train(spec, log=log)
+            done = "started again"
+        elif _ckpt_step(ckpt) >= spec.steps:
             done = "finished before"
         else:
             ms.train(spec, resume=True, log=log)

@@ -398,15 +398,17 @@ def test_resume_rejects_what_is_not_a_run(tmp_path, capsys):
     assert "not a training run" in one_error_line(capsys)
 
 
-def test_resume_without_checkpoint(tmp_path, capsys):
+def test_resume_without_checkpoint_starts_the_run_again(tmp_path, capsys):
     out = tmp_path / "nockpt"
     out.mkdir()
-    (out / "config.json").write_text(json.dumps(sqljax.SQLConfig().to_dict()))
-    spec = rd.RunSpec(env_id="Pendulum-v1", config=sqljax.SQLConfig(), seed_ids=(0,), steps=10,
-                      out=out)
+    cfg = sqljax.SQLConfig(hidden_sizes=(32,))
+    (out / "config.json").write_text(json.dumps(cfg.to_dict()))
+    spec = rd.RunSpec(env_id="Pendulum-v1", config=cfg, seed_ids=(0,), steps=10, out=out,
+                      eval_every=0, log_every=5)
     (out / "run.json").write_text(json.dumps(spec.to_json()))
-    assert run_train("--resume", out) == 2
-    assert "no complete checkpoint" in one_error_line(capsys)
+    assert run_train("--resume", out, "--no-progress") == 0
+    assert "holds no checkpoint" in capsys.readouterr().out
+    assert [int(r["step"]) for r in read_rows(out)] == [5, 10]
 
 
 def test_resume_refuses_the_earlier_run_format(tmp_path, capsys):

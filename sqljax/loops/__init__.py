@@ -11,3 +11,11 @@ class RunError(ValueError):
 
 class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss or parameter; the message names the update."""
+
+
+class Stopped(RuntimeError):
+    """A run stopped by SIGINT or SIGTERM after writing a checkpoint (``signum``: which)."""
+
+    def __init__(self, signum: int | None, message: str):
+        super().__init__(message)
+        self.signum = signum

@@ -99,12 +99,15 @@ class GymProgram:
         self.actions = seeding.local_rows(actions)
         return carry
 
-    def advance(self, carry, stats, env_steps: int, target: int):
-        """Step every env from ``env_steps`` to ``target``; returns (carry, stats)."""
+    def advance(self, carry, stats, env_steps: int, target: int, stop):
+        """Step every env from ``env_steps`` to ``target``, or until ``stop()``; returns
+        (carry, stats, the env step reached)."""
         o, n = self.obs_dim, self.spec.n_seeds
         learn_from = max(self.cfg.learning_starts, 1)
         single = jax.process_count() == 1  # jit places host arrays itself, at less cost
         for t in range(env_steps + 1, target + 1):
+            if stop():
+                return carry, stats, t - 1
             packed = np.zeros((n, 2 * o + 3), np.float32)  # fresh: the device may alias it
             for p in self.local:
                 next_obs, reward, terminated, truncated, _ = self.envs[p].step(self.actions[p])
@@ -116,7 +119,7 @@ class GymProgram:
             carry, stats, actions = step(carry, stats, packed if single else
                                          seeding.to_global(packed, self.sh))
             self.actions = seeding.local_rows(actions)  # the step's one device-to-host copy
-        return carry, stats
+        return carry, stats, target
 
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:
         spec, e = self.spec, self.spec.eval_episodes

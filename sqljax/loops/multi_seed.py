@@ -16,9 +16,12 @@ starts every seed from pretrained learners (:func:`load_init_states`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,8 +35,9 @@ from jax.sharding import Mesh
 import sqljax
 from sqljax import seeding
 from sqljax.envs import make_jax_env, registry
-from sqljax.loops import NonFiniteError, RunError, device
+from sqljax.loops import NonFiniteError, RunError, Stopped, device
 from sqljax.loops import run_dir as rd
+from sqljax.loops.metrics_log import MetricsLog
 from sqljax.loops.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
 
 
@@ -91,6 +95,46 @@ def abstract_carry(kind: str, cfg: sqljax.SQLConfig, env_id: str, obs_dim: int, 
     return jax.eval_shape(jax.vmap(init_one), jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32))
 
 
+class StopSignals:
+    """While a run trains: the first SIGINT or SIGTERM asks it to stop at the next env
+    step (``stop()`` turns true); a second one interrupts at once. Handlers are set only
+    when ``enabled`` and in the main thread, and restored on exit."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.signum, self.old = enabled, None, {}
+
+    def __enter__(self):
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self.old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.old.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "a signal"
+
+    def agreed(self) -> bool:
+        """Whether any process was asked to stop (every process calls it at each sync)."""
+        if jax.process_count() == 1:
+            return self()
+        from jax.experimental import multihost_utils
+
+        flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
+        self.signum = self.signum or int(np.max(flags)) or None
+        return self.signum is not None
+
+
 def next_sync(step: int, spec: RunSpec) -> int:
     """The next env step at which a schedule fires (or the end)."""
     return min([spec.steps] + [(step // every + 1) * every for every in spec.periods])
@@ -108,10 +152,17 @@ def stats_fns(mesh, n_seeds: int):
 
 
 def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = print,
-          jax_env: tuple[Any, Any] | None = None) -> dict[str, Any]:
+          jax_env: tuple[Any, Any] | None = None, handle_signals: bool = True) -> dict[str, Any]:
     """Train ``spec.seed_ids`` in lockstep (or continue with ``resume``). ``jax_env``: an
     ``(env, env_params)`` pair of any JAX-native env (gymnax 1.0's interface) to train on
     with the compiled loop; ``spec.env_id`` then only names it.
+
+    The run directory is held by this process while it runs (:func:`run_dir.hold`). With
+    ``handle_signals`` (in the main thread), SIGINT and SIGTERM stop the run at the next
+    env step: a checkpoint there, the logs flushed, then :class:`Stopped`; a second
+    signal interrupts at once. ``resume`` falls back from a damaged checkpoint to the
+    previous one (the damaged one is renamed ``damaged_step_*`` and kept); a directory
+    without any checkpoint starts again from step 0.
 
     Returns: ``env_steps`` (per seed), ``seed_ids``, ``updates`` and ``episodes`` (per
     seed), ``evals`` (per evaluation: ``step`` and per-seed mean returns under
@@ -120,7 +171,7 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
     ``n_devices``. Raises RunError (bad input, one line), NonFiniteError (divergence;
     the last good checkpoint is kept).
     """
-    rd.check_schedule(spec)
+    rd.check_spec(spec)
     if jax_env is None and not registry.is_jax_native(spec.env_id):
         from sqljax.envs.gym_adapter import resolve_env_id
 
@@ -128,14 +179,16 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
     elif registry.find_task(spec.env_id) is not None:
         spec = dataclasses.replace(spec, env_id=registry.find_task(spec.env_id).id)
     mesh = mesh_for(spec.n_seeds, spec.devices)
-    prog = make_program(spec, mesh, jax_env)
-    try:
-        return _train(spec, prog, resume, log, mesh)
-    finally:
-        prog.close()
+    with rd.hold(spec.out):
+        prog = make_program(spec, mesh, jax_env)
+        try:
+            with StopSignals(handle_signals) as stop:
+                return _train(spec, prog, resume, log, mesh, stop)
+        finally:
+            prog.close()
 
 
-def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
+def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> dict[str, Any]:
     n = spec.n_seeds
     sh = seeding.seed_sharding(mesh)
     local = seeding.local_seed_positions(sh, n)
@@ -143,21 +196,22 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
     eval_keys = seeding.fold_keys(keys, seeding.EVAL_TAG)
     names = list(sqljax.UPDATE_METRICS)
     columns = BASE_COLUMNS + prog.extra_columns + names + ["steps_per_sec", "wall_time"]
+    restart = False
+    if resume and not rd.checkpoint_dirs(spec.out, complete=False):
+        log(f"{spec.out} holds no checkpoint (it stopped before its first): starting it again")
+        resume = False
     if resume:
         run = read_run(spec.out)
         if list(run["seed_ids"]) != list(spec.seed_ids):
             raise RunError(f"{spec.out} was run with seeds {run['seed_ids']}; resume it with the "
                            "same seeds")
-        ckpt = latest_checkpoint(spec.out)
-        if ckpt is None:
-            raise RunError(f"cannot resume {spec.out}: it holds no complete checkpoint (the run "
-                           "stopped before its first checkpoint); start it again without --resume")
-        carry, counters = _restore(ckpt, prog, sh)
+        ckpt, carry, counters = _restore_latest(spec, prog, sh, log)
         env_steps, eval_index = int(counters["env_steps"]), int(counters["eval_index"])
         wall_before, evals = float(counters["wall_time"]), list(counters["evals"])
         log(f"resuming {spec.out} from {ckpt.name}: {env_steps} env steps per seed"
             + (" (the environments start new episodes)" if prog.kind == "gym" else ""))
     else:
+        restart = rd.check_new(spec)
         pretrained = None
         if spec.init_from is not None:
             pretrained = load_init_states(spec.init_from, spec.seed_ids, spec.env_id,
@@ -177,22 +231,24 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
         rd.prune(spec.out, spec.keep_checkpoints)
     if env_steps >= spec.steps:
         log(f"{spec.out} already has {env_steps} env steps per seed (>= --steps {spec.steps})")
-    logs = rd.MetricsLog(spec.out, [spec.seed_ids[p] for p in local], columns,
-                         env_steps if resume else None)
+    logs = MetricsLog(spec.out, [spec.seed_ids[p] for p in local], columns,
+                         env_steps if resume or restart else None)
     last_ckpt = latest_checkpoint(spec.out)
     fresh_stats, fetch = stats_fns(mesh, n)
     stats = fresh_stats()
     rates: list[float] = []
     bar = _progress(spec, env_steps)
+    single = jax.process_count() == 1
     try:
         carry = prog.begin(carry, env_steps)
         t0 = t_row = time.perf_counter()
         steps_row = env_steps
         while env_steps < spec.steps:
             target = next_sync(env_steps, spec)
-            carry, stats = prog.advance(carry, stats, env_steps, target)
-            bar.update(target - env_steps)
-            env_steps = target
+            carry, stats, reached = prog.advance(carry, stats, env_steps, target,
+                                                 stop if single else lambda: False)
+            bar.update(reached - env_steps)
+            moved, env_steps, stopping = reached > env_steps, reached, stop.agreed()
             summary, stats = fetch(stats)
             summary, updates, episodes = seeding.to_host((summary, carry.agent.step, carry.episodes))
             now = time.perf_counter()
@@ -201,14 +257,15 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
             rows = {p: _row(env_steps, summary, p, int(updates[p]), int(episodes[p]), rate, names)
                     for p in local}
             bad = [p for p in range(n) if summary["bad_step"][p] >= 0]
-            if not bad and rd.due(env_steps, spec.eval_every, spec.steps):
+            if not bad and not stopping and rd.due(env_steps, spec.eval_every, spec.steps):
                 res = prog.evaluate(carry.agent, eval_keys, eval_index)
                 eval_index += 1
                 evals.append(_record_eval(env_steps, res))
                 for p in local:
                     _eval_columns(rows[p], res, p)
             wall = wall_before + time.perf_counter() - t0
-            logs.write({spec.seed_ids[p]: dict(rows[p], wall_time=wall) for p in local})
+            if moved:  # (a stop right after a sync point has nothing new to log)
+                logs.write({spec.seed_ids[p]: dict(rows[p], wall_time=wall) for p in local})
             if bad:
                 what = [k for k in names if not np.isfinite(summary[k][bad[0]])
                         and summary["n_learn"][bad[0]] > 0]
@@ -217,7 +274,12 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
                      for p in bad],
                     f"non-finite {', '.join(what)}" if what else "a non-finite parameter",
                     env_steps, last_ckpt, spec.out))
-            if rd.due(env_steps, spec.checkpoint_every, spec.steps):
+            if stopping and env_steps == 0:
+                raise Stopped(stop.signum, f"stopped by {stop.name} before the first env step; "
+                              "nothing to save (the same command starts it again)")
+            saved = last_ckpt == rd.checkpoint_path(spec.out, env_steps)
+            if (moved and rd.due(env_steps, spec.checkpoint_every, spec.steps)) or (
+                    stopping and not saved):
                 last_ckpt = rd.checkpoint_path(spec.out, env_steps)
                 rd.save_carry(last_ckpt, carry, dict(
                     env_steps=env_steps, episodes=[int(e) for e in episodes],
@@ -226,14 +288,21 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh) -> dict[str, Any]:
                     base_seed=spec.base_seed, kind=prog.kind, replay_capacity=prog.capacity))
                 if jax.process_index() == 0:
                     rd.prune(spec.out, spec.keep_checkpoints)
+            if stopping:
+                raise Stopped(stop.signum, f"stopped by {stop.name} at env step {env_steps}; "
+                              f"checkpoint {last_ckpt}; continue with --resume {spec.out}")
             if evals:
                 bar.set_postfix_str(f"eval {np.mean(evals[-1]['stochastic']):.1f}/"
                                     f"{np.mean(evals[-1]['deterministic']):.1f} (mean over seeds)",
                                     refresh=False)
             t_row, steps_row = time.perf_counter(), env_steps
-    finally:
+    except BaseException:
         bar.close()
-        logs.close()
+        with contextlib.suppress(OSError):  # the first error is the one to report
+            logs.close()
+        raise
+    bar.close()
+    logs.close()
     agents = seeding.to_host(carry.agent)
     return {"env_steps": env_steps, "seed_ids": list(spec.seed_ids),
             "updates": [int(u) for u in np.asarray(agents.step).reshape(-1)],
@@ -285,6 +354,26 @@ def _progress(spec: RunSpec, initial: int):
 
 
 # ------------------------------------------------------------------------------ checkpoints
+
+def _restore_latest(spec: RunSpec, prog, sharding, log):
+    """(checkpoint, carry, counters) of the latest usable checkpoint of a run. One that
+    cannot be read (sqljax.CheckpointError) is named in one line and set aside
+    (``damaged_step_*``, kept); the previous one is tried. RunError if none can be, or
+    if the run has done more than ``spec.steps``."""
+    failures, run_dir = [], spec.out
+    for _, ckpt in reversed(rd.checkpoint_dirs(run_dir, complete=False)):
+        try:
+            done = int(rd.run_counters(ckpt)["env_steps"])
+            if done > spec.steps:
+                raise RunError(f"{run_dir} has done {done} env steps per seed, more than --steps "
+                               f"{spec.steps}; resume with --steps >= {done}")
+            return (ckpt, *_restore(ckpt, prog, sharding))
+        except sqljax.CheckpointError as e:
+            failures.append(f"{ckpt.name}: {e}")
+            kept = rd.set_aside(ckpt) if jax.process_count() == 1 else ckpt
+            log(f"checkpoint {ckpt} is unusable ({e}); kept as {kept.name}, trying the previous one")
+    raise RunError(f"cannot resume {run_dir}: no usable checkpoint ({'; '.join(failures)})")
+
 
 def _restore(path: Path, prog, sharding) -> tuple[Any, dict[str, Any]]:
     like = abstract_carry(prog.kind, prog.cfg, prog.spec.env_id, prog.obs_dim, prog.action_dim,

@@ -7,7 +7,9 @@ Layout::
     config.json            the SQLConfig
     seed{i}/metrics.csv    per seed: a row per log point, evaluation columns where due
     seed{i}/events.*       per seed: the same numbers as TensorBoard scalars
-    checkpoints/step_*/    the last few checkpoints
+                           (both written by :mod:`sqljax.loops.metrics_log`)
+    checkpoints/step_*/    the last few checkpoints (``damaged_step_*``: set aside on resume)
+    .lock                  the pid and host of the process writing the run (:func:`hold`)
 
 A checkpoint stores seed position 0's learner as its main item (so
 ``sqljax.load_checkpoint(ckpt)`` returns a learner any single-learner tool takes) and the
@@ -18,13 +20,16 @@ Checkpoints are written atomically; half-written ones are never restored.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
-import math
 import os
 import re
 import shutil
+import socket
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,7 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_DIR = "checkpoints"
+LOCK_FILE = ".lock"
 RUN_FORMAT = "sqljax-run-2"
 _OLD_FORMATS = ("sqljax-run", "sqljax-multi-seed-run")
 _CKPT_RE = re.compile(r"^step_(\d+)$")
@@ -97,8 +103,9 @@ class RunSpec:
         return d
 
 
-def check_schedule(spec: RunSpec) -> None:
-    """RunError (one line) for a schedule that cannot run."""
+def check_spec(spec: RunSpec) -> None:
+    """RunError (one line) for a run that cannot run: a bad schedule, negative seeds, a
+    batch larger than the replay or than what is stored before learning starts."""
     for name in ("steps", "eval_episodes", "keep_checkpoints"):
         if int(getattr(spec, name)) < 1:
             raise RunError(f"{name} must be >= 1, got {getattr(spec, name)}")
@@ -107,6 +114,18 @@ def check_schedule(spec: RunSpec) -> None:
             raise RunError(f"{name} must be >= 0 (0: never), got {getattr(spec, name)}")
     if len(set(spec.seed_ids)) != len(spec.seed_ids) or min(spec.seed_ids, default=0) < 0:
         raise RunError(f"seed indices must be distinct and >= 0, got {list(spec.seed_ids)}")
+    if spec.base_seed < 0:
+        raise RunError(f"the base seed must be >= 0, got {spec.base_seed}")
+    cfg, capacity = spec.config, min(spec.config.replay_size, spec.steps)
+    if cfg.learning_starts >= spec.steps:  # no update: the batch size does not matter
+        return
+    if cfg.batch_size > capacity:
+        raise RunError(f"batch_size {cfg.batch_size} is larger than the replay capacity {capacity} "
+                       "(the smaller of replay_size and steps)")
+    if cfg.learning_starts < cfg.batch_size:
+        raise RunError(f"learning_starts {cfg.learning_starts} is below batch_size "
+                       f"{cfg.batch_size}: the first batches would repeat a few transitions; "
+                       f"set learning_starts >= {cfg.batch_size}")
 
 
 def due(step: int, every: int, last: int) -> bool:
@@ -146,6 +165,102 @@ def holds_run(out: Path) -> bool:
     return any((out / name).exists() for name in (RUN_FILE, "bench.json", CHECKPOINT_DIR))
 
 
+def _settings(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("env_id", "seed_ids", "base_seed", "steps", "eval_every", "eval_episodes",
+            "checkpoint_every", "log_every", "init_from")
+    return {k: run.get(k) for k in keys}
+
+
+def check_new(spec: RunSpec) -> bool:
+    """Whether ``spec.out`` may take a new run: it holds none (False), or it holds this
+    run's settings and no checkpoint, a run stopped before its first one, which then
+    starts again (True). RunError (one line) otherwise."""
+    out = spec.out
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} exists and is not a directory; choose another --out")
+    if not holds_run(out):
+        return False
+    if checkpoint_dirs(out, complete=False):
+        raise RunError(f"{out} already holds a run; continue it with --resume {out}, or choose "
+                       "another directory with --out")
+    try:
+        same = (_settings(read_run(out)) == _settings(spec.to_json())
+                and read_config(out) == spec.config)
+    except (RunError, OSError, ValueError):
+        same = False
+    if not same:
+        raise RunError(f"{out} holds a run with other settings that stopped before its first "
+                       "checkpoint; choose another --out, or delete it to start over")
+    return True
+
+
+@contextlib.contextmanager
+def hold(out: Path):
+    """Hold the run directory ``out`` (created if need be) while the block runs: a lock
+    file naming this process, so that a second process that would write there gets a
+    RunError (one line) naming the holder. A lock left by a dead process on this host is
+    taken over. Under ``jax.distributed`` process 0 holds it for all."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} exists and is not a directory; choose another --out")
+    if jax.process_index() != 0:
+        yield
+        return
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock, me = out / LOCK_FILE, {"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)}
+    tmp = out / f"{LOCK_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(me))
+    try:
+        for _ in range(2):
+            try:
+                os.link(tmp, lock)  # atomic, and the lock is complete when it appears
+                break
+            except FileExistsError:
+                holder = _read_lock(lock)
+                if _alive(holder):
+                    raise RunError(
+                        f"{out} is in use by process {holder['pid']} on {holder['host']} (since "
+                        f"{holder.get('since')}: {holder.get('command')}); wait for it or stop it "
+                        f"(if it is gone, delete {lock})") from None
+                lock.unlink(missing_ok=True)  # a stale lock
+        else:
+            raise RunError(f"could not lock {out}")
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        if _read_lock(lock).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):  # bad input stopped it: leave no trace
+            out.rmdir()
+
+
+def _read_lock(lock: Path) -> dict[str, Any]:
+    try:
+        holder = json.loads(lock.read_text())
+        return holder if isinstance(holder, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    """Whether a lock's holder may still run: a live pid on this host, or another host's."""
+    if "pid" not in holder:
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read_metrics(run_dir: str | os.PathLike, seed_id: int) -> list[dict[str, str]]:
     """Rows of ``seed{seed_id}/metrics.csv`` (strings; empty where not logged)."""
     with open(Path(run_dir) / f"seed{seed_id}" / METRICS_FILE, newline="") as f:
@@ -153,14 +268,11 @@ def read_metrics(run_dir: str | os.PathLike, seed_id: int) -> list[dict[str, str
 
 
 def prepare(spec: RunSpec, resume: bool, n_devices: int, platform: str) -> None:
-    """Create (or, on resume, update) run.json and config.json (process 0 only)."""
+    """Write run.json (and for a new run config.json); process 0 only."""
     out = spec.out
     if jax.process_index() != 0:
         return
     if not resume:
-        if holds_run(out):
-            raise RunError(f"{out} already holds a run; continue it with --resume {out}, or choose "
-                           "another directory with --out")
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(json.dumps(spec.config.to_dict(), indent=2) + "\n")
     run = dict(spec.to_json(), n_devices=n_devices, platform=platform,
@@ -168,86 +280,15 @@ def prepare(spec: RunSpec, resume: bool, n_devices: int, platform: str) -> None:
     (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
 
 
-# ------------------------------------------------------------------------------ metrics
-
-def truncate_csv(path: Path, step: int, columns: Sequence[str]) -> None:
-    """Keep a metrics file's rows up to env step ``step`` (what the checkpoint resumed from
-    saw), dropping later rows and a torn last line, under the header ``columns``: cells
-    are matched by column name, so a run resumed by a version that logs other metrics
-    keeps its history (columns it no longer logs are dropped, new ones start empty)."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    header = rows[0]
-    kept = [dict(zip(header, r)) for r in rows[1:]
-            if len(r) == len(header) and r[0].isdigit() and int(r[0]) <= step]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept)
-    os.replace(tmp, path)
-
-
-def _cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
-        return "nan" if math.isnan(float(v)) else str(float(v))
-    return v
-
-
-class MetricsLog:
-    """Per seed: ``seed{i}/metrics.csv`` (a row per log point, flushed at every write) and
-    a TensorBoard event file with the same numbers."""
-
-    def __init__(self, run_dir: Path, seed_ids: Sequence[int], columns: list[str],
-                 resume_step: int | None):
-        from tensorboardX import SummaryWriter
-
-        self.columns = columns
-        self.files, self.writers, self.boards = {}, {}, {}
-        for sid in seed_ids:
-            d = run_dir / f"seed{sid}"
-            d.mkdir(parents=True, exist_ok=True)
-            path = d / METRICS_FILE
-            if resume_step is not None and path.exists():
-                truncate_csv(path, resume_step, columns)
-            new = not path.exists() or path.stat().st_size == 0
-            f = open(path, "a", newline="")
-            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            self.files[sid], self.writers[sid] = f, w
-            self.boards[sid] = SummaryWriter(logdir=str(d), purge_step=resume_step, flush_secs=30)
-
-    def write(self, rows: dict[int, dict[str, Any]]) -> None:
-        """One row per seed id (``rows``: seed id -> column -> value)."""
-        for sid, row in rows.items():
-            self.writers[sid].writerow({k: _cell(v) for k, v in row.items()})
-            step = int(row["step"])
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                    self.boards[sid].add_scalar(k, v, step)
-        for f in self.files.values():
-            f.flush()
-
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
-        for b in self.boards.values():
-            b.close()
-
-
 # ------------------------------------------------------------------------------ checkpoints
 
-def checkpoint_dirs(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(step, path) of the complete checkpoints of a run, oldest first. Half-written
-    ones (hidden temp dirs, or dirs without complete metadata) are skipped."""
+def checkpoint_dirs(run_dir: str | os.PathLike, complete: bool = True) -> list[tuple[int, Path]]:
+    """(step, path) of a run's checkpoints, oldest first: with ``complete``, those whose
+    metadata reads (a damaged one is skipped), else every ``step_*`` directory. Writes in
+    progress (hidden temp dirs) are never listed."""
     root = Path(run_dir) / CHECKPOINT_DIR
     return sorted((int(m.group(1)), p) for p in (root.iterdir() if root.is_dir() else ())
-                  if (m := _CKPT_RE.match(p.name)) and p.is_dir() and _complete(p))
+                  if (m := _CKPT_RE.match(p.name)) and p.is_dir() and (not complete or _complete(p)))
 
 
 def _complete(ckpt: Path) -> bool:
@@ -267,8 +308,19 @@ def checkpoint_path(run_dir: Path, env_steps: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{env_steps:09d}"
 
 
+def set_aside(ckpt: Path) -> Path:
+    """Rename a damaged checkpoint to ``damaged_<name>`` beside it (kept, never listed or
+    pruned, so that a new checkpoint can take its name); returns the new path."""
+    dest, n = ckpt.with_name(f"damaged_{ckpt.name}"), 1
+    while dest.exists():
+        dest, n = ckpt.with_name(f"damaged_{ckpt.name}.{n}"), n + 1
+    os.rename(ckpt, dest)
+    return dest
+
+
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint directory, or a run directory's latest complete checkpoint."""
+    """A checkpoint directory, or a run directory's latest complete checkpoint (a later
+    damaged one is named on stderr)."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path} does not exist")
@@ -280,6 +332,9 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
         return path
     if (path / CHECKPOINT_DIR).is_dir() or (path / RUN_FILE).exists():
         ckpt = latest_checkpoint(path)
+        for _, p in checkpoint_dirs(path, complete=False):
+            if ckpt is None or p.name > ckpt.name:
+                print(f"note: skipping the damaged checkpoint {p}", file=sys.stderr)
         if ckpt is None:
             raise RunError(f"{path} holds no complete checkpoint (the run stopped before its first "
                            "checkpoint was written)")
@@ -331,8 +386,8 @@ def load_carry(path: Path, like, n: int):
     try:
         return jax.device_get(sqljax.load_extra(path, {"carry": cut})["carry"])
     except sqljax.CheckpointError as e:
-        raise RunError(f"cannot read {path}: {e} (was it written with other settings, seeds or "
-                       "environment?)") from None
+        raise sqljax.CheckpointError(f"cannot read {path}: {e} (damaged, or written with other "
+                                     "settings, seeds or environment?)") from None
 
 
 def restore_carry(path: Path, like) -> tuple[Any, dict[str, Any]]:

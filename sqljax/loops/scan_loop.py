@@ -148,10 +148,11 @@ class JaxProgram:
                            "steps; keep --log-every, --eval-every and --checkpoint-every as before")
         return carry
 
-    def advance(self, carry, stats, env_steps: int, target: int):
-        for _ in range((target - env_steps) // self.chunk):
+    def advance(self, carry, stats, env_steps: int, target: int, stop):
+        while env_steps < target and not stop():
             carry, stats = self.fns["run_chunk"](carry, stats)
-        return carry, stats
+            env_steps += self.chunk
+        return carry, stats, env_steps
 
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:
         keys = seeding.to_global(seeding.fold_keys(eval_keys, eval_index), self.sh)
