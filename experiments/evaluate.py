@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RunError(f"{ckpt} does not record its environment; pass --env")
         agent = sqljax.load_checkpoint(ckpt)
         limit = args.max_episode_steps or agent.config.max_episode_steps
-        if env_id.startswith(registry.GYMNAX_PREFIX):  # JAX-native only: no gymnasium env
+        if env_id.startswith(registry.JAX_ONLY_PREFIXES):  # JAX-native only: no gymnasium env
             try:
                 jax_env = make_jax_env(env_id)
             except ValueError as e:
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli.report_error(e, "interrupted")
 
     modes = ("stochastic", "deterministic") if args.mode == "both" else (args.mode,)
-    if env_id.startswith(registry.GYMNAX_PREFIX):
+    if env_id.startswith(registry.JAX_ONLY_PREFIXES):
         return _evaluate_jax(agent, jax_env, env_id, ckpt, modes, args.episodes, args.seed, limit)
     record = None if args.no_video else modes[0]
     envs = [make_env(env_id, limit) for _ in range(len(modes) * args.episodes)]

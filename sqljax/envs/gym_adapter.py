@@ -71,7 +71,7 @@ def resolve_env_id(name: str) -> str:
     task = registry.find_task(name)
     if task is not None:
         return task.id
-    if name.startswith(registry.GYMNAX_PREFIX):
+    if name.startswith(registry.JAX_ONLY_PREFIXES):
         return name
     gym_ids = gym.registry
     if name in gym_ids:

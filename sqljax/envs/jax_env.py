@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sqljax
-from sqljax.envs.registry import GYMNAX_PREFIX, find_task
+from sqljax.envs.registry import GYMNAX_PREFIX, MJX_PREFIX, base_name, find_task
 
 
 class Box(NamedTuple):
@@ -100,8 +100,10 @@ def rollout(agent: sqljax.SQLState, key: jax.Array, n_episodes: int, env: Any, e
 
 
 def make_jax_env(name: str) -> tuple[Any, Any]:
-    """``(env, env_params)`` of a JAX-native task: ``MultiGoal`` (any of its names) or
-    ``gymnax:<id>`` (needs the ``gymnax`` package). ValueError (one line) otherwise."""
+    """``(env, env_params)`` of a JAX-native task: ``MultiGoal`` (any of its names),
+    ``gymnax:<id>`` (needs the ``gymnax`` package) or ``mjx:<Task>`` (gymnasium's v5
+    HalfCheetah, Hopper, Walker2d stepped by MJX; needs the ``mujoco-mjx`` package).
+    ValueError (one line) otherwise."""
     task = find_task(name)
     env_id = task.id if task is not None else str(name)
     if env_id == "sqljax/MultiGoal-v0":
@@ -121,4 +123,10 @@ def make_jax_env(name: str) -> tuple[Any, Any]:
             raise ValueError(f"unknown gymnax environment {gymnax_id!r} ({e})") from None
         space_dims(env, params)
         return env, params
-    raise ValueError(f"{name!r} is not a JAX-native environment (MultiGoal, gymnax:<id>)")
+    if env_id.startswith(MJX_PREFIX):
+        try:
+            from sqljax.envs import mjx_locomotion
+        except ImportError:
+            raise ValueError(f"{env_id} needs the mujoco-mjx package: pip install 'sqljax[mjx]'") from None
+        return mjx_locomotion.make(base_name(env_id))
+    raise ValueError(f"{name!r} is not a JAX-native environment (MultiGoal, gymnax:<id>, mjx:<Task>)")

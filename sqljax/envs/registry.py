@@ -1,13 +1,14 @@
 """The task table: every per-task fact in one place (no gymnasium import).
 
-Each :class:`Task` has its id (a gymnasium id, or ``gymnax:<id>`` / ``sqljax/...`` for
-JAX-native envs), a short name, the authors' reward scale (1 / alpha; None: the
-preset's), the default run length, the default preset and its kind (``"gym"``: stepped
-on the host through gymnasium; ``"jax"``: pure JAX functions, trained by the compiled
-loop). :func:`find_task` normalises what a user types, once, for every command:
-``Ant``, ``Ant-v5``, ``MultiGoal``, ``MultiGoal-v0``, ``sqljax/MultiGoal-v0``,
-``gymnax:Pendulum-v1``. Ids outside the table are gymnasium ids (``kind`` "gym"), or
-``gymnax:<id>`` for any gymnax env with a continuous action space.
+Each :class:`Task` has its id (a gymnasium id, or ``gymnax:<id>`` / ``mjx:<Task>-v5`` /
+``sqljax/...`` for JAX-native envs), a short name, the authors' reward scale (1 / alpha;
+None: the preset's), the default run length, the default preset and its kind
+(``"gym"``: stepped on the host through gymnasium; ``"jax"``: pure JAX functions,
+trained by the compiled loop). :func:`find_task` normalises what a user types, once,
+for every command: ``Ant``, ``Ant-v5``, ``MultiGoal``, ``MultiGoal-v0``,
+``sqljax/MultiGoal-v0``, ``gymnax:Pendulum-v1``, ``mjx:Hopper``, ``mjx:Hopper-v5``. Ids
+outside the table are gymnasium ids (``kind`` "gym"), or ``gymnax:<id>`` for any gymnax
+env with a continuous action space.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import dataclasses
 import re
 
 GYMNAX_PREFIX = "gymnax:"
+#: gymnasium's v5 MuJoCo tasks written in JAX, stepped by MJX (sqljax.envs.mjx_locomotion).
+MJX_PREFIX = "mjx:"
+#: Prefixes of ids that name a JAX-native env and no gymnasium env.
+JAX_ONLY_PREFIXES = (GYMNAX_PREFIX, MJX_PREFIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,9 @@ TASKS: tuple[Task, ...] = (
     *(Task(f"{name}-v5", name, scale, steps) for name, scale, steps in _MUJOCO),
     Task("Pendulum-v1", "Pendulum", 10.0, 30_000),
     Task("gymnax:Pendulum-v1", "gymnax:Pendulum", 10.0, 30_000, kind="jax"),
+    # the same tasks as their gymnasium twins above: same scale, steps and preset
+    *(Task(f"{MJX_PREFIX}{name}-v5", f"{MJX_PREFIX}{name}", scale, steps, kind="jax")
+      for name, scale, steps in _MUJOCO if name in ("HalfCheetah", "Hopper", "Walker2d")),
     Task("sqljax/MultiGoal-v0", "MultiGoal", None, 20_000, "multigoal", kind="jax"),
     Task("sqljax/AntAnyDirection-v0", "AntAnyDirection", None, 1_000_000, "pretrain"),
     Task("sqljax/AntHallwayWide-v0", "AntHallway", None, 1_000_000, "pretrain"),
@@ -51,8 +59,11 @@ for _t in TASKS:
 
 
 def base_name(env_id: str) -> str:
-    """``sqljax/AntUMaze-v0`` -> ``AntUMaze``; ``gymnax:Pendulum-v1`` -> ``Pendulum``."""
-    return re.sub(r"-v\d+$", "", env_id.removeprefix(GYMNAX_PREFIX).split("/")[-1])
+    """``sqljax/AntUMaze-v0`` -> ``AntUMaze``; ``gymnax:Pendulum-v1`` -> ``Pendulum``;
+    ``mjx:Hopper-v5`` -> ``Hopper``."""
+    for prefix in JAX_ONLY_PREFIXES:
+        env_id = env_id.removeprefix(prefix)
+    return re.sub(r"-v\d+$", "", env_id.split("/")[-1])
 
 
 def find_task(name: str) -> Task | None:
@@ -64,7 +75,7 @@ def task_kind(env_id: str) -> str:
     task = find_task(env_id)
     if task is not None:
         return task.kind
-    return "jax" if str(env_id).startswith(GYMNAX_PREFIX) else "gym"
+    return "jax" if str(env_id).startswith(JAX_ONLY_PREFIXES) else "gym"
 
 
 def is_jax_native(env_id: str) -> bool:
@@ -98,5 +109,5 @@ def default_preset(env_id: str) -> str:
 
 def short_name(env_id: str) -> str:
     """A name for directories: ``sqljax/AntUMaze-v0`` -> ``AntUMaze-v0``,
-    ``gymnax:Pendulum-v1`` -> ``gymnax-Pendulum-v1``."""
-    return env_id.replace(GYMNAX_PREFIX, "gymnax-").split("/")[-1]
+    ``gymnax:Pendulum-v1`` -> ``gymnax-Pendulum-v1``, ``mjx:Hopper-v5`` -> ``mjx-Hopper-v5``."""
+    return env_id.replace(GYMNAX_PREFIX, "gymnax-").replace(MJX_PREFIX, "mjx-").split("/")[-1]
