@@ -37,20 +37,27 @@ Figures, by section:
      beyond its work (launch, host round trip), saved by taking updates in a scan;
    * ``compile s``: compilation of both programs.
 
-4. **Training loop**: ``sqljax.loops.scan_loop`` on the multi-goal environment with the
-   ``multigoal`` preset, ``jax.vmap``-ed over S seeds: a warm-up chunk (which holds the
-   ``learning_starts`` steps without updates), then a timed chunk of C env steps per
-   seed (C = 2000; 200 with ``--tiny``), each step taking one update.
-   ``env steps/s`` = S C / seconds of the timed chunk (all seeds together); ``per seed``
-   = C / seconds; ``updates/seed (timed)`` checks that every timed step updated. The
-   replay capacity is the run's own length, 2 C transitions per seed, not the preset's
-   1e6, so that 256 seeds fit in memory (sampling is uniform over the filled part, at
-   the same cost at any capacity). Then the same with the ``code`` preset's learner
-   (batch 128, 16 SVGD particles) and the multi-goal episode length and
-   ``learning_starts``.
+4. **Training loop** (:func:`experiments.loop_speed.measure_loop`): ``scan_loop`` on
+   each ``--loop-envs`` env (default the multi-goal task with the ``multigoal`` preset,
+   and ``mjx:HalfCheetah``, gymnasium's HalfCheetah-v5 stepped by MJX, with the ``code``
+   preset), ``jax.vmap``-ed over S seeds: a warm-up chunk (which holds the
+   ``learning_starts`` steps without updates, capped at half a chunk), then a timed
+   chunk of C env steps per seed (C = 2000; 200 with ``--tiny``), each step taking one
+   update. ``env steps/s`` = S C / seconds of the timed chunk (all seeds together);
+   ``per seed`` = C / seconds; ``updates/seed (timed)`` checks that every timed step
+   updated. The replay capacity is the run's own length, 2 C transitions per seed, not
+   the preset's 1e6, so that 256 seeds fit in memory (sampling is uniform over the
+   filled part, at the same cost at any capacity). At the end, ``--loop-configs``
+   (default ``code``) on the multi-goal task.
+5. **Training run** (:func:`experiments.loop_speed.measure_training`): the training
+   driver itself on ``--train-env`` (default ``mjx:HalfCheetah``), 16 seeds (2 with
+   ``--tiny``), ``code`` preset, for as many env steps as its section holds at the rate
+   measured in 4 (a multiple of 10k, at most 1M), five evaluations of 5 episodes per
+   mode and seed; the returns of the last one. Its run directory is ``gpu_train/``
+   beside ``--out``.
 
 Time: ``--time-budget`` seconds from the start of the process, compilation included.
-The run goes: device, matmul, update ``code``, loop ``multigoal``, update ``modern``,
+The run goes: device, matmul, update ``code``, loops, training run, update ``modern``,
 loop ``code``, each section ending by a set share of the budget. An item (one S of one
 size and preset) starts only if the previous item of its kind, 25% longer, fits in what
 is left of its section; the items skipped are tried again at the end if time remains,
@@ -82,15 +89,14 @@ import numpy as np
 
 import sqljax
 from experiments.bench_update import SIZES, flops_of, median_seconds, random_batch
+from experiments.loop_speed import measure_loop, measure_training, training_steps
 from experiments.machine import device_info
-from sqljax.envs import make_jax_env
-from sqljax.loops import device, scan_loop
 
 #: Cumulative shares of the time budget at which each section must end. The last one
 #: leaves room for an item that runs longer than estimated: at the full budget a
 #: watchdog stops the run (what was measured is saved already).
-SECTION_ENDS = {"matmul": 0.15, "update": 0.50, "loop": 0.75, "update_extra": 0.84,
-                "loop_extra": 0.90, "retry": 0.95}
+SECTION_ENDS = {"matmul": 0.10, "update": 0.35, "loop": 0.58, "train": 0.82,
+                "update_extra": 0.87, "loop_extra": 0.91, "retry": 0.95}
 
 
 class Sizes:
@@ -102,6 +108,9 @@ class Sizes:
         self.scan_updates = 10 if tiny else 100
         self.loop_chunk_steps = 200 if tiny else 2000
         self.default_seeds = [1, 2] if tiny else [1, 16, 64, 256]
+        self.train_seeds = 2 if tiny else 16
+        self.train_steps = (200, 2_000) if tiny else (10_000, 1_000_000)  # least, most
+        self.train_eval_episodes = 1 if tiny else 5
         self.max_calls = 10 if tiny else 50  # timed calls per update measurement, at most
         self.timing_s = 0.3 if tiny else 2.0  # seconds of timed calls per measurement, about
 
@@ -115,6 +124,11 @@ def describe(kind: str, r: dict) -> str:
                 f"{r['tflops_per_s']:.3g} TFLOP/s; scan of {r['scan_updates_per_call']}: "
                 f"{r['scan_ms_per_update']:.3g} ms/update, {r['scan_updates_per_s']:.4g} "
                 f"updates/s (compile {r['compile_s']:.1f} + {r['scan_compile_s']:.1f} s)")
+    if kind == "train":
+        return (f"{r['steps_per_seed']} steps x {r['seeds']} seeds in {r['wall_s_run']:.0f} s, "
+                f"{r['env_steps_per_s']:.4g} env steps/s; last evaluation (mean over seeds): "
+                f"stochastic {_num(r['final_stochastic_mean'], '.1f')}, deterministic "
+                f"{_num(r['final_deterministic_mean'], '.1f')}")
     return (f"{r['env_steps_per_s']:.4g} env steps/s ({r['env_steps_per_s_per_seed']:.4g} "
             f"per seed), compile {r['compile_s']:.1f} s")
 
@@ -218,65 +232,6 @@ def measure_update(preset: str, size: str, n_seeds: int, sizes: Sizes,
     }
 
 
-# --------------------------------------------------------------------------- 4. loop
-
-def loop_config(name: str) -> sqljax.SQLConfig:
-    """``multigoal``: the multi-goal preset; ``code``: the code preset's learner with the
-    multi-goal task's episode length and learning_starts."""
-    if name == "multigoal":
-        return sqljax.SQLConfig.preset("multigoal")
-    task = sqljax.SQLConfig.preset("multigoal")
-    return sqljax.SQLConfig.preset(name, max_episode_steps=task.max_episode_steps,
-                                   learning_starts=task.learning_starts)
-
-
-def measure_loop(config_name: str, n_seeds: int, chunk_steps: int) -> dict:
-    run_steps = 2 * chunk_steps  # one warm-up chunk, one timed chunk
-    cfg = loop_config(config_name).replace(replay_size=run_steps)
-    if cfg.learning_starts >= chunk_steps:
-        raise ValueError(f"learning_starts {cfg.learning_starts} must be below the "
-                         f"warm-up chunk's {chunk_steps} steps")
-    env, env_params = make_jax_env("MultiGoal")
-    fns = scan_loop.make_train(cfg, env, env_params, capacity=run_steps, chunk_steps=chunk_steps)
-    keys = jax.random.split(jax.random.key(0), n_seeds)
-
-    t0 = time.perf_counter()
-    carries = jax.block_until_ready(jax.jit(jax.vmap(fns.init_carry))(keys))
-    stats = jax.jit(jax.vmap(lambda _: device.new_stats()))(jnp.arange(n_seeds))
-    init_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run_chunk = jax.jit(jax.vmap(fns.run_chunk), donate_argnums=(0, 1)).lower(carries, stats).compile()
-    compile_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    carries, _ = jax.block_until_ready(run_chunk(carries, stats))
-    warmup_s = time.perf_counter() - t0
-    stats = jax.jit(jax.vmap(lambda _: device.new_stats()))(jnp.arange(n_seeds))
-    t0 = time.perf_counter()
-    carries, stats = jax.block_until_ready(run_chunk(carries, stats))
-    timed_s = time.perf_counter() - t0
-    stats = jax.device_get(stats)
-    del carries, run_chunk
-    n_learn = np.asarray(stats.n_learn, float)
-    metrics = {"updates": n_learn * cfg.updates_per_step,
-               "q_loss": np.asarray(stats.metric_sum["q_loss"]) / np.maximum(n_learn, 1)}
-
-    return {
-        "config": config_name, "seeds": n_seeds, "chunk_steps": chunk_steps,
-        "batch_size": cfg.batch_size, "kernel_n_particles": cfg.kernel_n_particles,
-        "hidden_sizes": list(cfg.hidden_sizes), "replay_capacity_per_seed": run_steps,
-        "env_steps_per_s": n_seeds * chunk_steps / timed_s,
-        "env_steps_per_s_per_seed": chunk_steps / timed_s,
-        "ms_per_env_step": timed_s / chunk_steps * 1e3,
-        "timed_chunk_s": timed_s,
-        "warmup_chunk_s": warmup_s,
-        "compile_s": compile_s,
-        "init_s": init_s,
-        "updates_per_seed_in_timed_chunk": float(np.mean(metrics["updates"])),
-        "q_loss_finite": bool(np.all(np.isfinite(metrics["q_loss"]))),
-    }
-
-
 # --------------------------------------------------------------------------- tables
 
 def _num(x, fmt: str = ".3g") -> str:
@@ -311,15 +266,24 @@ def markdown(data: dict) -> str:
                 f"{_num(r['compile_s'] + r['scan_compile_s'], '.1f')} |")
         lines.append("")
     if data.get("loop"):
-        lines += ["| loop config | seeds | env steps/s | per seed | ms/env step | "
+        lines += ["| env | loop config | seeds | env steps/s | per seed | ms/env step | "
                   "updates/seed (timed) | compile s |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for r in sorted(data["loop"], key=lambda r: (data["settings"]["loop_configs"].index(r["config"]),
-                                                      r["seeds"])):
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for r in data["loop"]:
             lines.append(
-                f"| {r['config']} | {r['seeds']} | {_num(r['env_steps_per_s'], '.4g')} | "
+                f"| {r.get('env', 'MultiGoal')} | {r['config']} | {r['seeds']} | "
+                f"{_num(r['env_steps_per_s'], '.4g')} | "
                 f"{_num(r['env_steps_per_s_per_seed'], '.4g')} | {_num(r['ms_per_env_step'])} | "
                 f"{r['updates_per_seed_in_timed_chunk']:.0f} | {_num(r['compile_s'], '.1f')} |")
+        lines.append("")
+    if data.get("train"):
+        lines += ["| training run | seeds | steps/seed | wall s | env steps/s | last eval, "
+                  "stochastic | deterministic |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in data["train"]:
+            lines.append(f"| {r['env']} | {r['seeds']} | {r['steps_per_seed']} | "
+                         f"{_num(r['wall_s_run'], '.0f')} | {_num(r['env_steps_per_s'], '.4g')} | "
+                         f"{_num(r['final_stochastic_mean'], '.1f')} | "
+                         f"{_num(r['final_deterministic_mean'], '.1f')} |")
         lines.append("")
     if data.get("skipped"):
         lines.append("skipped (time budget): " + ", ".join(data["skipped"]))
@@ -342,9 +306,13 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--sizes", nargs="+", default=["HalfCheetah", "Ant"], choices=sorted(SIZES))
     p.add_argument("--presets", nargs="+", default=["code", "modern"], choices=sorted(sqljax.PRESETS),
                    help="update presets; the first is timed before the loop, the others after")
-    p.add_argument("--loop-configs", nargs="+", default=["multigoal", "code"],
-                   choices=["multigoal", "code", "modern"],
-                   help="loop learners; the first before the extra update presets, the others after")
+    p.add_argument("--loop-envs", nargs="+", default=["MultiGoal", "mjx:HalfCheetah"],
+                   help="JAX-native envs of the loop section (MultiGoal with its own preset, "
+                   "others with the code preset)")
+    p.add_argument("--loop-configs", nargs="+", default=["code"], choices=["code", "modern"],
+                   help="further learners timed on MultiGoal at the end")
+    p.add_argument("--train-env", default="mjx:HalfCheetah",
+                   help="env of the training run (16 seeds, as many steps as fit; 'none': skip)")
     p.add_argument("--time-budget", type=float, default=420.0,
                    help="seconds for the whole run, compilation included (default 420)")
     p.add_argument("--out", type=Path, default=Path("runs/bench/gpu.json"))
@@ -363,11 +331,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     clock = Clock(args.time_budget, SECTION_ENDS)
     report = Report(args.out, {
         "tiny": args.tiny, "seeds": seeds, "sizes": args.sizes, "presets": args.presets,
-        "loop_configs": args.loop_configs, "time_budget_s": args.time_budget,
+        "loop_configs": args.loop_configs, "loop_envs": args.loop_envs,
+        "train_env": args.train_env, "train_seeds": sizes.train_seeds,
+        "time_budget_s": args.time_budget,
         "matmul_n": sizes.matmul_n, "scan_updates_per_call": sizes.scan_updates,
         "loop_chunk_steps": sizes.loop_chunk_steps,
         "loop_replay": "capacity per seed = the loop run's 2 chunks of env steps, not replay_size",
-    }, {"device": {}, "matmul": {}, "update": [], "loop": []}, markdown, "gpu")
+    }, {"device": {}, "matmul": {}, "update": [], "loop": [], "train": []}, markdown, "gpu")
     start_watchdog(report, clock)
 
     report.data["device"] = device_info()
@@ -390,15 +360,30 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      partial(measure_update, preset, size, n_seeds, sizes, matmul_rate))
                 for preset in presets for size in args.sizes for n_seeds in seeds]
 
-    def loop_items(config_names: list[str]) -> list[Item]:
-        return [Item(f"loop {name} S={n_seeds}", "loop",
-                     partial(measure_loop, name, n_seeds, sizes.loop_chunk_steps))
-                for name in config_names for n_seeds in seeds]
+    def loop_items(pairs: list[tuple[str, str]]) -> list[Item]:
+        return [Item(f"loop {env} {name} S={n_seeds}", "loop",
+                     partial(measure_loop, name, env, n_seeds, sizes.loop_chunk_steps))
+                for name, env in pairs for n_seeds in seeds]
+
+    def train_run() -> dict:
+        """As many steps as the train section holds, at the loop's measured rate."""
+        rows = [r for r in report.data["loop"] if r["env"] == args.train_env]
+        near = min(rows, key=lambda r: abs(r["seeds"] - sizes.train_seeds), default=None)
+        rate = near["env_steps_per_s"] / sizes.train_seeds if near else 100.0
+        steps = training_steps(rate, clock.left("train"), *sizes.train_steps)
+        log(f"training {args.train_env}: {sizes.train_seeds} seeds x {steps} steps "
+            f"(about {rate:.0f} steps/s per seed measured)")
+        return measure_training(args.train_env, sizes.train_seeds, steps,
+                                args.out.parent / "gpu_train", sizes.train_eval_episodes)
 
     runner.run("update", update_items(args.presets[:1]))
-    runner.run("loop", loop_items(args.loop_configs[:1]))
+    runner.run("loop", loop_items([("multigoal" if env == "MultiGoal" else "code", env)
+                                   for env in args.loop_envs]))
+    if args.train_env != "none":
+        runner.run("train", [Item(f"train {args.train_env} S={sizes.train_seeds}", "train",
+                                  train_run)])
     runner.run("update_extra", update_items(args.presets[1:]))
-    runner.run("loop_extra", loop_items(args.loop_configs[1:]))
+    runner.run("loop_extra", loop_items([(name, "MultiGoal") for name in args.loop_configs]))
     runner.retry_skipped("retry")
 
     report.data["complete"] = True

@@ -22,10 +22,11 @@ MAX_MB=${MAX_MB:-45}
 # Imported by `sqljax` (replay -> flashbax; envs -> gymnasium) and their own
 # requirements that a bare jax stack may lack.
 PACKAGES=(flashbax gymnasium Farama-Notifications cloudpickle typing_extensions tensorboardX)
-# For MuJoCo environments later: mujoco 4 is mujoco-core (the bindings) and
-# mujoco-studio (which needs websockets); `import mujoco` needs glfw and, with
-# MUJOCO_GL=egl, PyOpenGL.
-MUJOCO_PACKAGES=(mujoco mujoco-core mujoco-studio websockets glfw PyOpenGL)
+# For the MuJoCo environments: mujoco 4 is mujoco-core (the bindings) and mujoco-studio
+# (which needs websockets); `import mujoco` needs glfw and, with MUJOCO_GL=egl,
+# PyOpenGL; the mjx: tasks need mujoco-mjx and its trimesh (its other requirements,
+# absl-py, etils and scipy, come with the jax stack).
+MUJOCO_PACKAGES=(mujoco mujoco-core mujoco-studio websockets glfw PyOpenGL mujoco-mjx trimesh)
 
 pinned() {  # NAME -> NAME==VERSION from constraints.txt (names compared case- and -/_-insensitively)
     local want line name
@@ -55,13 +56,6 @@ if [[ "$MUJOCO" == 1 ]]; then
     specs=()
     for p in "${MUJOCO_PACKAGES[@]}"; do specs+=("$(pinned "$p")"); done
     download "${specs[@]}"
-    # mujoco-mjx, only in mujoco's own version (there may be none).
-    mujoco_version=$(pinned mujoco); mujoco_version=${mujoco_version#*==}
-    if "$PYTHON" -m pip index versions mujoco-mjx 2>/dev/null | grep -q "[ ,]$mujoco_version\(,\|$\)"; then
-        download "mujoco-mjx==$mujoco_version"
-    else
-        echo "gpu_wheels: no mujoco-mjx $mujoco_version on the index; not carried" >&2
-    fi
 fi
 
 # One version of each package: drop wheels whose pin is not the current one.
