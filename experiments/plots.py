@@ -101,7 +101,8 @@ def plot_learning_curve(run_dir: str | Path, title: str = "", seed_id: int | Non
     ax.set_ylabel("return (unscaled)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label before the first episode ends
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     out = Path(run_dir) / CURVE_FILE
     fig.savefig(out, dpi=110)
