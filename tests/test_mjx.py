@@ -19,6 +19,7 @@ import sqljax
 from sqljax.envs import make_jax_env, registry
 
 ml = pytest.importorskip("sqljax.envs.mjx_locomotion")
+mjx_physics = pytest.importorskip("sqljax.envs.mjx_physics")
 
 TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant")
 N_RANDOM = 6  # random states per task, besides the hand-made ones below
@@ -242,18 +243,18 @@ def test_contact_frames_are_mujocos():
     """MJX (3.17) frames a steep capsule's contact from the normal alone; ours takes
     MuJoCo's (the axis projected onto the plane), and with it the accelerations under a
     pyramidal friction cone are MuJoCo's. Fails if MJX changes the frames it makes (then
-    ml.mujoco_contact_frames may be dropped) or where it keeps them."""
+    mjx_physics.mujoco_contact_frames may be dropped) or where it keeps them."""
     m = mujoco.MjModel.from_xml_string(CAPSULES_XML)
     d = mujoco.MjData(m)
     d.qpos[:] = np.concatenate([capsule_pose(70, 30, 0.0), capsule_pose(20, 30, 1.0)])
     d.qvel[:] = [1.0, 0.5, 0.0, 0.0, 0.0, 0.0] * 2  # sliding: friction acts
     mujoco.mj_forward(m, d)
     assert m.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL and d.ncon == 2
-    mjx = ml.mjx
+    mjx = mjx_physics.mjx
     mx = mjx.put_model(m, impl="jax")
     dx = mjx.make_data(mx, impl="jax").replace(qpos=jnp.asarray(d.qpos, jnp.float32),
                                                qvel=jnp.asarray(d.qvel, jnp.float32))
-    ours = jax.jit(ml.forward)(mx, dx)
+    ours = jax.jit(mjx_physics.forward)(mx, dx)
     theirs = jax.jit(mjx.forward)(mx, dx)
     for i in range(d.ncon):  # each MuJoCo contact against MJX's at the same place
         c = d.contact[i]
@@ -269,8 +270,8 @@ def test_contact_frames_are_mujocos():
             np.testing.assert_allclose(mjx_frame, want, atol=1e-6)
     np.testing.assert_allclose(np.asarray(ours.qacc), d.qacc, atol=1e-3, rtol=1e-5)
     assert np.abs(np.asarray(theirs.qacc) - d.qacc).max() > 1.0  # MJX's frame: another friction
-    # without the frame fix-up, ml.forward is mjx.forward: the same stages in the same order
-    plain = jax.jit(lambda m_, d_: ml.forward(m_, d_, contact_frames=None))(mx, dx)
+    # without the frame fix-up, mjx_physics.forward is mjx.forward: the same stages in the same order
+    plain = jax.jit(lambda m_, d_: mjx_physics.forward(m_, d_, contact_frames=None))(mx, dx)
     np.testing.assert_allclose(np.asarray(plain.qacc), np.asarray(theirs.qacc), atol=1e-5, rtol=1e-6)
 
 
