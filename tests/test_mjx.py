@@ -11,6 +11,7 @@ import json
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 import pytest
 
@@ -18,14 +19,22 @@ import sqljax
 from sqljax.envs import make_jax_env, registry
 
 ml = pytest.importorskip("sqljax.envs.mjx_locomotion")
+mjx_physics = pytest.importorskip("sqljax.envs.mjx_physics")
 
-TASKS = ("HalfCheetah", "Hopper", "Walker2d")
+TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant")
 N_RANDOM = 6  # random states per task, besides the hand-made ones below
 #: max |MJX - gymnasium| after one step. Float32 physics against float64: positions and
 #: velocities agree to ~1e-4 (contacts amplify the rounding); the forward reward is a
 #: position difference over dt (0.05 s or 0.008 s), so it carries that rounding / dt.
 OBS_ATOL = 1e-3
 REWARD_ATOL = 1e-4
+#: Ant: 20 constraint solves a step (5 RK4 steps of 4 stages) in 3D, and its observation
+#: holds contact forces (in newtons, clipped to +-1) themselves. Worst: the hand-made state
+#: with every joint at 12 rad/s into its limits, 1.2e-2 on a velocity of 5 (float64 too:
+#: MuJoCo's own forward stages, combined by the RK4 formula that MJX follows, differ as
+#: much from mj_step there; the torso's y velocity then differs by 3e-3); the other states
+#: agree to 4e-4.
+ATOL = {"Ant": (2e-2, 5e-3)}
 
 
 def gym_env(task):
@@ -51,21 +60,57 @@ def test_spaces_and_definitions_match_gymnasium():
             assert params.healthy_reward == u._healthy_reward
             assert params.terminate_when_unhealthy == u._terminate_when_unhealthy
             assert params.healthy_z_range == u._healthy_z_range
-            assert params.healthy_angle_range == u._healthy_angle_range
+            assert params.healthy_angle_range == getattr(u, "_healthy_angle_range", None)
             assert params.healthy_state_range == getattr(u, "_healthy_state_range", None)
         np.testing.assert_array_equal(env.mj_model.qpos0, u.init_qpos)
+        if task == "Ant":
+            assert params.contact_cost_weight == u._contact_cost_weight
+            assert params.contact_force_range == u._contact_force_range
+            assert params.forward_body == u._main_body
+            assert params.obs_qpos_start == 2 * u._exclude_current_positions_from_observation
+            assert u._include_cfrc_ext_in_observation
+            assert params.qvel_reset_noise == "normal"
         g.close()
     assert registry.find_task("mjx:Hopper").id == "mjx:Hopper-v5"
     assert registry.reward_scale("mjx:Walker2d") == registry.reward_scale("Walker2d-v5")
     assert registry.short_name("mjx:Hopper-v5") == "mjx-Hopper-v5"
+    assert registry.find_task("mjx:Ant").id == "mjx:Ant-v5"
+    assert registry.reward_scale("mjx:Ant") == registry.reward_scale("Ant-v5")
+    assert registry.default_steps("mjx:Ant") == registry.default_steps("Ant-v5")
+    assert registry.default_preset("mjx:Ant") == registry.default_preset("Ant-v5")
     with pytest.raises(ValueError, match="no mjx task"):
         make_jax_env("mjx:Swimmer")
+
+
+def steep_leg_states(g, n, max_steps=300):
+    """Up to ``n`` (qpos, qvel) of gymnasium's Ant with a leg steeper than 60 degrees
+    pressing on the floor (where MJX's own contact frame is not MuJoCo's), one per seed."""
+    u = g.unwrapped
+    m, d = u.model, u.data
+    found = []
+    for seed in range(10 * n):
+        g.reset(seed=seed)
+        g.action_space.seed(seed)
+        for _ in range(max_steps):
+            if g.step(g.action_space.sample())[2]:
+                break
+            steep = [d.geom_xmat[c.geom[1]][8] > np.cos(np.pi / 6) and c.dist < 0 for c in d.contact
+                     if m.geom_type[c.geom[1]] == mujoco.mjtGeom.mjGEOM_CAPSULE]
+            if any(steep):
+                found.append((d.qpos.copy(), d.qvel.copy()))
+                break
+        if len(found) == n:
+            break
+    return found
 
 
 def start_states(task, params, nq, rng):
     """(qpos (N, Q), qvel (N, V), actions (N, A), times (N,)): states reached by random
     actions from gymnasium's resets, then hand-made ones: fast joints (the observation's
-    clip), unhealthy ones (termination), and one at the time limit (truncation)."""
+    clip), for Ant legs pressing steeply on the floor, then unhealthy ones (termination:
+    Ant's torso far below the floor, which pushes it back above 0.2 within a step unless
+    it starts that deep, or flying up through 1), and one at the time limit
+    (truncation)."""
     g = gym_env(task)
     u = g.unwrapped
     qpos, qvel = [], []
@@ -82,9 +127,23 @@ def start_states(task, params, nq, rng):
     fast[3:] = 12.0 * np.sign(rng.standard_normal(len(fast) - 3))
     qpos.append(qpos[1])
     qvel.append(fast)
-    if params.has_health:
+    z = params.healthy_z_index
+    if task == "Ant":
+        for qp, qv in steep_leg_states(g, 2):
+            qpos.append(qp)
+            qvel.append(qv)
+        low = qpos[-1].copy()
+        low[z] = -2.0  # torso too low
+        qpos.append(low)
+        qvel.append(qvel[-1])
+        high = qpos[-2].copy()
+        high[z], up = 0.95, qvel[-2].copy()
+        up[z] = 5.0  # torso flying too high
+        qpos.append(high)
+        qvel.append(up)
+    elif params.has_health:
         low = qpos[2].copy()
-        low[1] = params.healthy_z_range[0] - 0.3  # torso too low
+        low[z] = params.healthy_z_range[0] - 0.3  # torso too low
         qpos.append(low)
         qvel.append(qvel[2])
         tilted = qpos[3].copy()
@@ -118,7 +177,7 @@ def stepped(request):
     g.close()
     step = jax.jit(lambda k, s, a: env.step(k, s, a, params))  # unbatched: compiles faster
     keys = jax.random.split(jax.random.key(0), len(qpos))
-    got = [step(k, ml.init_state(qp, qv).replace(time=jnp.int32(t)), a)
+    got = [step(k, ml.init_state(qp, qv, params=params).replace(time=jnp.int32(t)), a)
            for k, qp, qv, a, t in zip(keys, qpos, qvel, actions, times)]
     got = jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(got))
     return dict(task=task, params=params, want=want, got=got, times=times)
@@ -131,13 +190,16 @@ def test_one_step_matches_gymnasium(stepped):
     for i, (g_obs, g_reward, g_term, _, g_info) in enumerate(stepped["want"]):
         worst["obs"] = max(worst.get("obs", 0), np.abs(info["final_observation"][i] - g_obs).max())
         worst["reward"] = max(worst.get("reward", 0), abs(reward[i] - g_reward))
-        for k in ("reward_forward", "reward_ctrl", "reward_survive", "x_velocity"):
+        assert set(g_info) <= set(info), (stepped["task"], set(g_info) - set(info))
+        for k in ("reward_forward", "reward_ctrl", "reward_survive", "reward_contact", "x_velocity",
+                  "y_velocity"):
             if k in g_info or k in info:
                 worst[k] = max(worst.get(k, 0), abs(info[k][i] - g_info[k]))
         assert bool(terminated[i]) == g_term, (stepped["task"], i)
     print(stepped["task"], {k: f"{v:.1e}" for k, v in worst.items()})
-    assert worst["obs"] < OBS_ATOL, worst
-    assert max(v for k, v in worst.items() if k != "obs") < REWARD_ATOL, worst
+    obs_atol, reward_atol = ATOL.get(stepped["task"], (OBS_ATOL, REWARD_ATOL))
+    assert worst["obs"] < obs_atol, worst
+    assert max(v for k, v in worst.items() if k != "obs") < reward_atol, worst
     if params.has_health:  # the hand-made unhealthy states end their episodes, unpaid
         assert terminated[-2:].all() and not terminated[:-2].any()
         assert (info["reward_survive"][-2:] == 0).all()
@@ -156,7 +218,72 @@ def test_step_resets_at_the_end_of_an_episode(stepped):
     qpos0 = np.asarray(ml.load_model(params.xml_file)[0].qpos0)
     noise = params.reset_noise_scale
     assert np.abs(state.qpos[ended] - qpos0).max() <= noise + 1e-6
-    np.testing.assert_array_equal(obs[ended][:, :len(qpos0) - 1], state.qpos[ended][:, 1:])
+    start = params.obs_qpos_start
+    np.testing.assert_array_equal(obs[ended][:, :len(qpos0) - start], state.qpos[ended][:, start:])
+
+
+#: Two free capsules resting on a plane, one 70 degrees steep, one 20: MuJoCo's default
+#: pyramidal friction cone.
+CAPSULES_XML = """<mujoco><worldbody><geom name="floor" type="plane" size="5 5 0.1"/>
+<body name="steep"><freejoint/><geom type="capsule" size="0.05 0.2"/></body>
+<body name="shallow" pos="1 0 0"><freejoint/><geom type="capsule" size="0.05 0.2"/></body>
+</worldbody></mujoco>"""
+
+
+def capsule_pose(elevation_deg, azimuth_deg, x):
+    """qpos (7,) of a capsule (radius 0.05, half-length 0.2) whose axis rises at
+    ``elevation_deg`` towards ``azimuth_deg``, its lower end 5 mm into the floor."""
+    e, a = np.radians(elevation_deg), np.radians(azimuth_deg)
+    quat = np.zeros(4)
+    mujoco.mju_quatZ2Vec(quat, np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)]))
+    return np.concatenate([[x, 0.0, 0.045 + 0.2 * np.sin(e)], quat])
+
+
+def test_contact_frames_are_mujocos():
+    """MJX (3.17) frames a steep capsule's contact from the normal alone; ours takes
+    MuJoCo's (the axis projected onto the plane), and with it the accelerations under a
+    pyramidal friction cone are MuJoCo's. Fails if MJX changes the frames it makes (then
+    mjx_physics.mujoco_contact_frames may be dropped) or where it keeps them."""
+    m = mujoco.MjModel.from_xml_string(CAPSULES_XML)
+    d = mujoco.MjData(m)
+    d.qpos[:] = np.concatenate([capsule_pose(70, 30, 0.0), capsule_pose(20, 30, 1.0)])
+    d.qvel[:] = [1.0, 0.5, 0.0, 0.0, 0.0, 0.0] * 2  # sliding: friction acts
+    mujoco.mj_forward(m, d)
+    assert m.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL and d.ncon == 2
+    mjx = mjx_physics.mjx
+    mx = mjx.put_model(m, impl="jax")
+    dx = mjx.make_data(mx, impl="jax").replace(qpos=jnp.asarray(d.qpos, jnp.float32),
+                                               qvel=jnp.asarray(d.qvel, jnp.float32))
+    ours = jax.jit(mjx_physics.forward)(mx, dx)
+    theirs = jax.jit(mjx.forward)(mx, dx)
+    for i in range(d.ncon):  # each MuJoCo contact against MJX's at the same place
+        c = d.contact[i]
+        geom, pos = np.asarray(ours._impl.contact.geom), np.asarray(ours._impl.contact.pos)
+        j = int(np.argmin(np.linalg.norm(pos - c.pos, axis=1) + 9 * (geom != c.geom).any(1)))
+        assert (geom[j] == c.geom).all() and m.geom_type[geom[j][0]] == mujoco.mjtGeom.mjGEOM_PLANE
+        want = c.frame.reshape(3, 3)
+        np.testing.assert_allclose(np.asarray(ours._impl.contact.frame[j]), want, atol=1e-6)
+        mjx_frame = np.asarray(theirs._impl.contact.frame[j])
+        if m.geom_bodyid[c.geom[1]] == m.body("steep").id:
+            assert np.abs(mjx_frame - want).max() > 0.1
+        else:
+            np.testing.assert_allclose(mjx_frame, want, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ours.qacc), d.qacc, atol=1e-3, rtol=1e-5)
+    assert np.abs(np.asarray(theirs.qacc) - d.qacc).max() > 1.0  # MJX's frame: another friction
+    # without the frame fix-up, mjx_physics.forward is mjx.forward: the same stages in the same order
+    plain = jax.jit(lambda m_, d_: mjx_physics.forward(m_, d_, contact_frames=None))(mx, dx)
+    np.testing.assert_allclose(np.asarray(plain.qacc), np.asarray(theirs.qacc), atol=1e-5, rtol=1e-6)
+
+
+def test_ant_health_needs_finite_state_and_closed_z_range():
+    params = ml.TASK_PARAMS["Ant"]
+    qpos = np.array(ml.load_model(params.xml_file)[0].qpos0, np.float32)
+    qvel = np.zeros(14, np.float32)
+    for z, want in ((0.2, True), (1.0, True), (0.55, True), (0.19, False), (1.01, False)):
+        qpos[2] = z
+        assert bool(ml.is_healthy(params, qpos, qvel)) == want, z
+    qvel[5] = np.nan
+    assert not bool(ml.is_healthy(params, qpos, qvel))
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -180,8 +307,12 @@ def test_reset_noise_has_gymnasium_bounds(task):
     g = gym_env(task)
     g_obs = np.array([g.reset(seed=i)[0] for i in range(50)])
     g.close()
-    n_pos = env.mj_model.nq - 1
-    assert np.abs(g_obs[:, :n_pos] - env.mj_model.qpos0[1:]).max() <= s
+    start = params.obs_qpos_start
+    n_pos = env.mj_model.nq - start
+    assert np.abs(g_obs[:, :n_pos] - env.mj_model.qpos0[start:]).max() <= s
+    if params.contact_force_range is not None:  # no contact forces observed after a reset
+        n_joint = n_pos + env.mj_model.nv
+        assert (g_obs[:, n_joint:] == 0).all() and (np.asarray(obs)[:, n_joint:] == 0).all()
 
 
 FLAGS = ["--env", "mjx:HalfCheetah", "--steps", "300", "--hidden-sizes", "32",

@@ -1,14 +1,17 @@
 """MuJoCo locomotion tasks written in JAX: gymnasium's v5 tasks, stepped by MJX.
 
-``HalfCheetah``, ``Hopper`` and ``Walker2d`` as JAX-native envs (the protocol of
-:mod:`sqljax.envs.jax_env`), built from the model files gymnasium ships
+``HalfCheetah``, ``Hopper``, ``Walker2d`` and ``Ant`` as JAX-native envs (the protocol
+of :mod:`sqljax.envs.jax_env`), built from the model files gymnasium ships
 (``gymnasium/envs/mujoco/assets/``) and with v5's definitions: the observation (joint
-positions without the x position, then joint velocities, clipped to +-10 for Hopper
-and Walker2d), every reward term, the healthy ranges and termination, the frame skip,
-the reset noise and its distribution, and the 1000-step time limit. Observation and
-action spaces are gymnasium's, so a learner trained on ``mjx:Hopper`` evaluates on
-``Hopper-v5`` and the other way round. The physics run in float32 on any JAX device
-(MuJoCo's own runs in float64): see ``docs/mjx.md`` for how closely one step agrees.
+positions without the x position (Ant: without x and y), then joint velocities, clipped
+to +-10 for Hopper and Walker2d, then for Ant the clipped external contact forces),
+every reward term, the healthy ranges and termination, the frame skip, the reset noise
+and its distribution, and the 1000-step time limit. Observation and action spaces are
+gymnasium's, so a learner trained on ``mjx:Hopper`` evaluates on ``Hopper-v5`` and the
+other way round. The physics run in float32 on any JAX device (MuJoCo's own runs in
+float64): see ``docs/mjx.md`` for how closely one step agrees. Ant is stepped with
+MuJoCo's contact frames (:mod:`sqljax.envs.mjx_physics`): its friction cone depends on
+them, and MJX's differ for steep legs.
 
 Pure functions of explicit arguments: :func:`reset` and :func:`step` (no automatic
 reset), :func:`init_state` (a chosen start), :func:`observation`, :func:`is_healthy`;
@@ -16,17 +19,16 @@ reset), :func:`init_state` (a chosen start), :func:`observation`, :func:`is_heal
 observation in ``info["final_observation"]``). Needs the ``mujoco-mjx`` package and an
 installed gymnasium (for its model files only: gymnasium is never imported here).
 
-Shapes: qpos (Q,), qvel (V,), action (A,), observation (O,) with O = Q - 1 + V;
-under ``vmap`` a leading batch axis is added to every array.
+Shapes: qpos (Q,), qvel (V,), action (A,), observation (O,) with O = Q - 1 + V
+(Ant: Q - 2 + V + 6 (B - 1) for B bodies, world included), cfrc_ext (B, 6); under
+``vmap`` a leading batch axis is added to every array.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import importlib.util
-import io
 import os
 from typing import Any
 
@@ -37,9 +39,7 @@ import numpy as np
 from flax import struct
 
 from sqljax.envs.jax_env import Box
-
-with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a line per missing optional backend
-    from mujoco import mjx
+from sqljax.envs.mjx_physics import mjx, rk4_step
 
 #: gymnasium's time limit for every v5 locomotion task.
 MAX_EPISODE_STEPS: int = 1000
@@ -50,12 +50,23 @@ class LocomotionParams:
     """One task's v5 definition (hashable, so it can be a static jit argument).
 
     ``healthy_*_range`` are open intervals, None where the task has no such check:
-    ``healthy_z_range`` on the torso height ``qpos[1]``, ``healthy_angle_range`` on the
-    torso angle ``qpos[2]``, ``healthy_state_range`` on every entry of
-    ``concat(qpos, qvel)[2:]``. A task with a ``healthy_z_range`` pays ``healthy_reward``
-    on each step that ends healthy and (``terminate_when_unhealthy``) ends the episode
-    on the first that doesn't. Reset: ``qpos0 + U(-s, s)`` and ``qvel`` either
-    ``U(-s, s)`` or ``s * N(0, 1)`` (``qvel_reset_noise``), with ``s = reset_noise_scale``.
+    ``healthy_z_range`` on the torso height ``qpos[healthy_z_index]`` (a closed interval
+    where ``healthy_z_closed``), ``healthy_angle_range`` on the torso angle ``qpos[2]``,
+    ``healthy_state_range`` on every entry of ``concat(qpos, qvel)[2:]``;
+    ``healthy_requires_finite``: every entry of ``concat(qpos, qvel)`` finite as well. A
+    task with a ``healthy_z_range`` pays ``healthy_reward`` on each step that ends healthy
+    and (``terminate_when_unhealthy``) ends the episode on the first that doesn't. Reset:
+    ``qpos0 + U(-s, s)`` and ``qvel`` either ``U(-s, s)`` or ``s * N(0, 1)``
+    (``qvel_reset_noise``), with ``s = reset_noise_scale``.
+
+    The observation is ``qpos[obs_qpos_start:]``, ``qvel``, and where the task has a
+    ``contact_force_range``, the external contact forces ``cfrc_ext[1:]`` (every body
+    but the world's) clipped to it, flattened; those clipped forces also cost
+    ``contact_cost_weight * sum(clipped ** 2)``. ``forward_body``: the forward velocity
+    is that of this body's position ``xpos`` (as MuJoCo leaves it after a step, see
+    :func:`step`) instead of ``qpos[0]``'s; it must be the free-jointed root body.
+    ``mujoco_contact_frames``: step with MuJoCo's contact frames
+    (:func:`mujoco_contact_frames`) instead of MJX's.
     """
 
     task: str
@@ -72,10 +83,20 @@ class LocomotionParams:
     healthy_state_range: tuple[float, float] | None = None
     obs_qvel_clip: float | None = None
     max_episode_steps: int = MAX_EPISODE_STEPS
+    obs_qpos_start: int = 1
+    healthy_z_index: int = 1
+    healthy_z_closed: bool = False
+    healthy_requires_finite: bool = False
+    contact_cost_weight: float = 0.0
+    contact_force_range: tuple[float, float] | None = None
+    forward_body: int | None = None
+    mujoco_contact_frames: bool = False
 
     def __post_init__(self):
         if self.qvel_reset_noise not in ("uniform", "normal"):
             raise ValueError(f"qvel_reset_noise must be 'uniform' or 'normal', got {self.qvel_reset_noise!r}")
+        if self.contact_force_range is None and self.contact_cost_weight:
+            raise ValueError("a contact_cost_weight needs a contact_force_range")
         if self.frame_skip < 1 or self.max_episode_steps < 1:
             raise ValueError(f"frame_skip and max_episode_steps must be >= 1, got {self.frame_skip}, "
                              f"{self.max_episode_steps}")
@@ -100,6 +121,12 @@ TASK_PARAMS: dict[str, LocomotionParams] = {
         task="Walker2d", xml_file="walker2d_v5.xml", frame_skip=4, ctrl_cost_weight=1e-3,
         reset_noise_scale=5e-3, healthy_z_range=(0.8, 2.0), healthy_angle_range=(-1.0, 1.0),
         obs_qvel_clip=10.0),
+    "Ant": LocomotionParams(
+        task="Ant", xml_file="ant.xml", frame_skip=5, ctrl_cost_weight=0.5,
+        reset_noise_scale=0.1, qvel_reset_noise="normal", healthy_z_range=(0.2, 1.0),
+        obs_qpos_start=2, healthy_z_index=2, healthy_z_closed=True, healthy_requires_finite=True,
+        contact_cost_weight=5e-4, contact_force_range=(-1.0, 1.0), forward_body=1,
+        mujoco_contact_frames=True),
 }
 
 
@@ -136,34 +163,71 @@ class EnvState:
     time: jax.Array
 
 
-def init_state(qpos, qvel, qacc_warmstart=None) -> EnvState:
+@struct.dataclass
+class MainBodyEnvState(EnvState):
+    """:class:`EnvState` of a task whose forward velocity is its main body's
+    (``forward_body``), plus ``main_body_xy`` (2,) float32: that body's x, y position as
+    MuJoCo's data holds it (after a step, the last Runge-Kutta stage's), from which the
+    next step measures the velocity."""
+
+    main_body_xy: jax.Array
+
+
+def init_state(qpos, qvel, qacc_warmstart=None, params: LocomotionParams | None = None
+               ) -> EnvState:
     """An :class:`EnvState` at ``qpos`` (Q,), ``qvel`` (V,) with time 0 (a chosen start,
-    as gymnasium's ``set_state``); the warm start defaults to zeros."""
+    as gymnasium's ``set_state``); the warm start defaults to zeros. A task with a
+    ``forward_body`` (pass its ``params``) gets a :class:`MainBodyEnvState` with the body
+    at ``qpos[:2]``, where ``set_state`` puts a free-jointed root body."""
     qvel = jnp.asarray(qvel, jnp.float32)
+    qpos = jnp.asarray(qpos, jnp.float32)
     warm = jnp.zeros_like(qvel) if qacc_warmstart is None else jnp.asarray(qacc_warmstart, jnp.float32)
-    return EnvState(qpos=jnp.asarray(qpos, jnp.float32), qvel=qvel, qacc_warmstart=warm,
-                    time=jnp.zeros((), jnp.int32))
+    time = jnp.zeros((), jnp.int32)
+    if params is not None and params.forward_body is not None:
+        return MainBodyEnvState(qpos=qpos, qvel=qvel, qacc_warmstart=warm, time=time,
+                                main_body_xy=qpos[:2])
+    return EnvState(qpos=qpos, qvel=qvel, qacc_warmstart=warm, time=time)
 
 
-def observation(params: LocomotionParams, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
-    """v5's observation: ``qpos[1:]`` then ``qvel`` (clipped to +-``obs_qvel_clip``
-    where the task has it); (Q,), (V,) -> (Q - 1 + V,) float32."""
+def observation(params: LocomotionParams, qpos: jax.Array, qvel: jax.Array,
+                cfrc_ext: jax.Array | None = None) -> jax.Array:
+    """v5's observation: ``qpos[obs_qpos_start:]`` then ``qvel`` (clipped to
+    +-``obs_qvel_clip`` where the task has it), then for a task with a
+    ``contact_force_range`` the contact forces ``cfrc_ext[1:]`` clipped to it, flattened
+    (``cfrc_ext`` (B, 6) per body, world first; None: zeros, as after a reset);
+    (Q,), (V,) -> (O,) float32."""
     if params.obs_qvel_clip is not None:
         qvel = jnp.clip(qvel, -params.obs_qvel_clip, params.obs_qvel_clip)
-    return jnp.concatenate([qpos[1:], qvel]).astype(jnp.float32)
+    parts = [qpos[params.obs_qpos_start:], qvel]
+    if params.contact_force_range is not None:
+        if cfrc_ext is None:
+            raise ValueError(f"the {params.task} observation needs the contact forces cfrc_ext")
+        parts.append(clipped_contact_forces(params, cfrc_ext)[1:].reshape(-1))
+    return jnp.concatenate(parts).astype(jnp.float32)
 
 
-def _inside(x, bounds) -> jax.Array:
+def clipped_contact_forces(params: LocomotionParams, cfrc_ext: jax.Array) -> jax.Array:
+    """``cfrc_ext`` (B, 6) clipped to the task's ``contact_force_range``; (B, 6)."""
+    low, high = params.contact_force_range
+    return jnp.clip(cfrc_ext, low, high)
+
+
+def _inside(x, bounds, closed: bool = False) -> jax.Array:
     low, high = bounds
+    if closed:
+        return jnp.all((low <= x) & (x <= high))
     return jnp.all((low < x) & (x < high))
 
 
 def is_healthy(params: LocomotionParams, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
-    """v5's healthy check (open intervals, see :class:`LocomotionParams`); () bool,
-    always True for a task without one."""
+    """v5's healthy check (see :class:`LocomotionParams`); () bool, always True for a
+    task without one."""
     healthy = jnp.array(True)
+    if params.healthy_requires_finite:
+        healthy &= jnp.all(jnp.isfinite(qpos)) & jnp.all(jnp.isfinite(qvel))
     if params.healthy_z_range is not None:
-        healthy &= _inside(qpos[1], params.healthy_z_range)
+        healthy &= _inside(qpos[params.healthy_z_index], params.healthy_z_range,
+                           params.healthy_z_closed)
     if params.healthy_angle_range is not None:
         healthy &= _inside(qpos[2], params.healthy_angle_range)
     if params.healthy_state_range is not None:
@@ -171,19 +235,33 @@ def is_healthy(params: LocomotionParams, qpos: jax.Array, qvel: jax.Array) -> ja
     return healthy
 
 
-def simulate(model: Any, params: LocomotionParams, state: EnvState, action: jax.Array) -> EnvState:
+def simulate(model: Any, params: LocomotionParams, state: EnvState, action: jax.Array,
+             mj_model: mujoco.MjModel | None = None) -> tuple[EnvState, Any]:
     """``frame_skip`` MuJoCo steps with ``ctrl = action`` (A,), as gymnasium's
-    ``do_simulation`` (MuJoCo clamps the controls to their ranges); time unchanged."""
+    ``do_simulation`` (MuJoCo clamps the controls to their ranges); time unchanged.
+    Returns ``(state, data)``: ``data`` is the mjx data the last step leaves (for a
+    task with ``mujoco_contact_frames``, stepped by :func:`rk4_step`, which needs the
+    ``mj_model``; and ``main_body_xy`` then follows its ``forward_body``)."""
     data = mjx.make_data(model, impl="jax").replace(
         qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart,
         ctrl=jnp.asarray(action, jnp.float32))
-    data = jax.lax.fori_loop(0, params.frame_skip, lambda _, d: mjx.step(model, d), data)
-    return state.replace(qpos=data.qpos, qvel=data.qvel, qacc_warmstart=data.qacc_warmstart)
+    if params.mujoco_contact_frames:
+        if mj_model is None or mj_model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4:
+            raise ValueError(f"{params.task}: MuJoCo's contact frames need the RK4 model's mj_model")
+        one_step = functools.partial(rk4_step, mj_model, model)
+    else:
+        one_step = functools.partial(mjx.step, model)
+    data = jax.lax.fori_loop(0, params.frame_skip, lambda _, d: one_step(d), data)
+    state = state.replace(qpos=data.qpos, qvel=data.qvel, qacc_warmstart=data.qacc_warmstart)
+    if params.forward_body is not None:
+        state = state.replace(main_body_xy=data.xpos[params.forward_body, :2])
+    return state, data
 
 
 def reset(model: Any, params: LocomotionParams, key: jax.Array) -> tuple[jax.Array, EnvState]:
     """Start an episode at ``qpos0`` plus v5's reset noise (see :class:`LocomotionParams`);
-    ``(obs (O,), state)``."""
+    ``(obs (O,), state)``. The contact forces observed are zeros (as gymnasium's after a
+    reset, which computes none)."""
     k_qpos, k_qvel = jax.random.split(key)
     s = params.reset_noise_scale
     qpos = model.qpos0 + jax.random.uniform(k_qpos, model.qpos0.shape, jnp.float32, -s, s)
@@ -191,48 +269,70 @@ def reset(model: Any, params: LocomotionParams, key: jax.Array) -> tuple[jax.Arr
         qvel = s * jax.random.normal(k_qvel, (model.nv,), jnp.float32)
     else:
         qvel = jax.random.uniform(k_qvel, (model.nv,), jnp.float32, -s, s)
-    state = init_state(qpos, qvel)
-    return observation(params, state.qpos, state.qvel), state
+    state = init_state(qpos, qvel, params=params)
+    cfrc_ext = jnp.zeros((model.nbody, 6), jnp.float32)
+    return observation(params, state.qpos, state.qvel, cfrc_ext), state
 
 
-def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Array
+def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Array,
+         mj_model: mujoco.MjModel | None = None
          ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
     """One v5 step (pure; no automatic reset).
 
     Returns ``(obs (O,), next_state, reward (), terminated () bool, truncated () bool,
-    info)``: ``reward = reward_forward + reward_ctrl (+ reward_survive)`` with
-    ``reward_forward = forward_reward_weight * x_velocity`` (the x position's change over
-    ``dt = timestep * frame_skip``), ``reward_ctrl = -ctrl_cost_weight * ||action||^2``
-    (of the action as given), ``reward_survive = healthy_reward`` when the new state is
-    healthy (tasks with a healthy check only); ``terminated`` when it isn't (and
+    info)``: ``reward = reward_forward + reward_ctrl (+ reward_survive)
+    (+ reward_contact)`` with ``reward_forward = forward_reward_weight * x_velocity``
+    (the x position's change over ``dt = timestep * frame_skip``: of ``qpos[0]``, or of
+    the ``forward_body``'s ``xpos`` as MuJoCo's data holds it before and after the step),
+    ``reward_ctrl = -ctrl_cost_weight * ||action||^2`` (of the action as given),
+    ``reward_survive = healthy_reward`` when the new state is healthy (tasks with a
+    healthy check only), ``reward_contact = -contact_cost_weight * sum(clipped cfrc_ext
+    ** 2)`` (tasks with a ``contact_force_range``); ``terminated`` when unhealthy (and
     ``terminate_when_unhealthy``); ``truncated`` once ``max_episode_steps`` steps are
     taken (as gymnasium's TimeLimit, possibly together with ``terminated``). ``info``
-    holds the reward terms, ``x_position``, ``x_velocity`` (and
-    ``z_distance_from_origin`` for tasks with a healthy check), each () float32.
+    holds the reward terms, ``x_position``, ``x_velocity``, and as gymnasium's v5 task
+    has them ``z_distance_from_origin`` or (``forward_body``) ``y_position``,
+    ``distance_from_origin``, ``y_velocity``, each () float32. ``mj_model``: needed by
+    tasks with ``mujoco_contact_frames``.
     """
     action = jnp.asarray(action, jnp.float32)
-    after = simulate(model, params, state, action)
+    after, data = simulate(model, params, state, action, mj_model)
     dt = float(model.opt.timestep) * params.frame_skip
-    x_velocity = (after.qpos[0] - state.qpos[0]) / dt
+    if params.forward_body is not None:
+        xy_velocity = (after.main_body_xy - state.main_body_xy) / dt
+        x_velocity = xy_velocity[0]
+    else:
+        x_velocity = (after.qpos[0] - state.qpos[0]) / dt
     reward_forward = params.forward_reward_weight * x_velocity
     reward_ctrl = -params.ctrl_cost_weight * jnp.sum(jnp.square(action))
     info = {"x_position": after.qpos[0], "x_velocity": x_velocity,
             "reward_forward": reward_forward, "reward_ctrl": reward_ctrl}
+    if params.forward_body is not None:
+        info.update(y_position=after.qpos[1], y_velocity=xy_velocity[1],
+                    distance_from_origin=jnp.linalg.norm(after.qpos[:2]))
     reward = reward_forward + reward_ctrl
+    cfrc_ext = None
+    if params.contact_force_range is not None:
+        cfrc_ext = mjx.rne_postconstraint(model, data).cfrc_ext  # as gymnasium, after the step
+        reward_contact = -params.contact_cost_weight * jnp.sum(
+            jnp.square(clipped_contact_forces(params, cfrc_ext)))
+        reward = reward + reward_contact
+        info.update(reward_contact=reward_contact)
     terminated = jnp.array(False)
     if params.has_health:
         healthy = is_healthy(params, after.qpos, after.qvel)
         reward_survive = jnp.where(healthy, jnp.float32(params.healthy_reward), jnp.float32(0.0))
         reward = reward + reward_survive
-        info.update(reward_survive=reward_survive,
-                    z_distance_from_origin=after.qpos[1] - model.qpos0[1])
+        info.update(reward_survive=reward_survive)
+        if params.forward_body is None:
+            info.update(z_distance_from_origin=after.qpos[1] - model.qpos0[1])
         if params.terminate_when_unhealthy:
             terminated = ~healthy
     after = after.replace(time=state.time + 1)
     truncated = after.time >= params.max_episode_steps
     info = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
-    return (observation(params, after.qpos, after.qvel), after, jnp.asarray(reward, jnp.float32),
-            terminated, truncated, info)
+    return (observation(params, after.qpos, after.qvel, cfrc_ext), after,
+            jnp.asarray(reward, jnp.float32), terminated, truncated, info)
 
 
 # ------------------------------------------------------------------ the protocol
@@ -246,6 +346,12 @@ class MjxLocomotion:
     def __init__(self, params: LocomotionParams):
         self.params = params
         self.mj_model, self.model = load_model(params.xml_file)
+        if params.forward_body is not None:  # set_state must put it at qpos[:2]
+            joint = self.mj_model.body_jntadr[params.forward_body]
+            if (self.mj_model.body_parentid[params.forward_body] != 0 or joint < 0
+                    or self.mj_model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE
+                    or self.mj_model.jnt_qposadr[joint] != 0):
+                raise ValueError(f"{params.task}: forward_body must be the free-jointed root body")
 
     def _check(self, params: LocomotionParams) -> None:
         if params.xml_file != self.params.xml_file:
@@ -258,7 +364,8 @@ class MjxLocomotion:
 
     def step(self, key: jax.Array, state: EnvState, action: jax.Array, params: LocomotionParams):
         self._check(params)
-        obs, state, reward, terminated, truncated, info = step(self.model, params, state, action)
+        obs, state, reward, terminated, truncated, info = step(self.model, params, state, action,
+                                                               self.mj_model)
         done = terminated | truncated
         obs_reset, state_reset = reset(self.model, params, key)
         state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, state)
@@ -266,7 +373,9 @@ class MjxLocomotion:
         return jnp.where(done, obs_reset, obs), state, reward, terminated, truncated, info
 
     def observation_space(self, params: LocomotionParams) -> Box:
-        return Box(-np.inf, np.inf, (self.mj_model.nq - 1 + self.mj_model.nv,))
+        n_forces = 6 * (self.mj_model.nbody - 1) if params.contact_force_range is not None else 0
+        return Box(-np.inf, np.inf, (self.mj_model.nq - params.obs_qpos_start + self.mj_model.nv
+                                     + n_forces,))
 
     def action_space(self, params: LocomotionParams) -> Box:
         low, high = self.mj_model.actuator_ctrlrange.astype(np.float32).T
@@ -280,7 +389,8 @@ class MjxLocomotion:
 
 
 def make(task: str) -> tuple[MjxLocomotion, LocomotionParams]:
-    """``(env, params)`` of a task by name (``HalfCheetah``, ``Hopper``, ``Walker2d``)."""
+    """``(env, params)`` of a task by name (``HalfCheetah``, ``Hopper``, ``Walker2d``,
+    ``Ant``)."""
     if task not in TASK_PARAMS:
         raise ValueError(f"no mjx task {task!r}; known: {', '.join(TASK_PARAMS)}")
     params = TASK_PARAMS[task]
