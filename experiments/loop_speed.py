@@ -10,6 +10,7 @@ time allowance holds at a measured rate, with its evaluation returns.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -95,8 +96,6 @@ def measure_training(env_name: str, n_seeds: int, steps: int, out: Path,
                      eval_episodes: int) -> dict:
     """One run of the training driver: ``n_seeds`` seeds x ``steps`` env steps of the
     ``code`` preset on ``env_name``, five evaluations, into ``out`` (replaced)."""
-    import shutil
-
     shutil.rmtree(out, ignore_errors=True)
     cfg = sqljax.SQLConfig.preset("code", task=env_name)
     cfg = cfg.replace(learning_starts=min(cfg.learning_starts, steps // 4))
