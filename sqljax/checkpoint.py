@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import json
 import os
 import re
@@ -78,6 +79,7 @@ def _stderr_held():
         finally:
             if not ok:
                 time.sleep(0.5)  # the aborted reads report within milliseconds
+                gc.collect()  # and asyncio logs their never-retrieved errors when collected
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
