@@ -148,10 +148,12 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     counters = meta.get("metadata", {})
-    if counters.get("format") == rd.RUN_FORMAT:
-        missing = [s for s in seed_ids if s not in counters.get("seed_ids", [])]
+    by_seed = rd.seed_learners(path)
+    have = list(by_seed) if by_seed else counters.get("seed_ids")
+    if by_seed or counters.get("format") == rd.RUN_FORMAT:
+        missing = [s for s in seed_ids if s not in have]
         if missing:
-            raise RunError(f"--pretrained {ckpt} holds seeds {counters.get('seed_ids')}, not seed(s) "
+            raise RunError(f"--pretrained {path} holds seeds {have}, not seed(s) "
                            f"{missing}; choose --seeds / --first-seed among them")
     try:
         cfg = sqljax.SQLConfig.from_dict(meta["config"])

@@ -404,8 +404,9 @@ def load_seed_states(path: str | os.PathLike) -> sqljax.SQLState:
 def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
                      obs_dim: int, action_dim: int) -> sqljax.SQLState:
     """The pretrained learners (stacked, on the host) that seeds ``seed_ids`` start from:
-    the same seed indices' rows of a run checkpoint of several seeds, or else its one
-    learner for every seed. ``path``: a checkpoint or a run directory (its latest).
+    the same seed indices' rows of a run checkpoint of several seeds or of a directory of
+    ``seed{i}/`` learners (the zoo layout), or else its one learner for every seed.
+    ``path``: a checkpoint, a run directory (its latest) or a directory of seed learners.
     RunError (one line) if the sizes differ from the env's or a seed is missing."""
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
@@ -427,6 +428,17 @@ def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: s
                            "those seeds, or start from a single learner's checkpoint")
         rows = np.asarray([have.index(s) for s in seed_ids])
         return jax.tree.map(lambda x: np.asarray(x)[rows], stacked)
+    by_seed = rd.seed_learners(path)
+    if by_seed:
+        missing = [s for s in seed_ids if s not in by_seed]
+        if missing:
+            raise RunError(f"--init-from {path} holds seeds {list(by_seed)}, not seed(s) {missing}")
+        for s in seed_ids:  # same sizes as the first (checked above)
+            if sqljax.read_checkpoint_metadata(by_seed[s])["obs_dim"] != meta["obs_dim"]:
+                raise RunError(f"--init-from {by_seed[s]} has another observation size than "
+                               f"{ckpt}")
+        learners = [jax.device_get(sqljax.load_checkpoint(by_seed[s])) for s in seed_ids]
+        return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *learners)
     one = jax.device_get(sqljax.load_checkpoint(ckpt))
     if np.ndim(one.step):
         raise RunError(f"--init-from {ckpt} holds stacked learners without seed indices")

@@ -318,12 +318,33 @@ def set_aside(ckpt: Path) -> Path:
     return dest
 
 
+_SEED_DIR_RE = re.compile(r"^seed(\d+)$")
+
+
+def seed_learners(path: str | os.PathLike) -> dict[int, Path]:
+    """The learner checkpoints of a directory of ``seed{i}/`` exports (the zoo layout),
+    by seed index; empty if ``path`` is not such a directory."""
+    path = Path(path)
+    if not path.is_dir() or (path / "sqljax.json").exists() or (path / RUN_FILE).exists():
+        return {}
+    found = {}
+    for p in path.iterdir():
+        m = _SEED_DIR_RE.match(p.name)
+        if m and (p / "sqljax.json").exists():
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint directory, or a run directory's latest complete checkpoint (a later
-    damaged one is named on stderr)."""
+    """A checkpoint directory, a run directory's latest complete checkpoint (a later
+    damaged one is named on stderr), or the lowest seed's learner of a directory of
+    ``seed{i}/`` exports (:func:`seed_learners`)."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path} does not exist")
+    seeds = seed_learners(path)
+    if seeds:
+        path = next(iter(seeds.values()))
     if (path / "sqljax.json").exists():
         try:
             sqljax.read_checkpoint_metadata(path)
@@ -339,7 +360,8 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
             raise RunError(f"{path} holds no complete checkpoint (the run stopped before its first "
                            "checkpoint was written)")
         return ckpt
-    raise RunError(f"{path} is neither an sqljax checkpoint nor a run directory")
+    raise RunError(f"{path} is neither an sqljax checkpoint, a run directory nor a directory "
+                   "of seed{i}/ learners")
 
 
 def prune(run_dir: Path, keep: int) -> None:
