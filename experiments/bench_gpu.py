@@ -38,9 +38,10 @@ Figures, by section:
    * ``compile s``: compilation of both programs.
 
 4. **Training loop** (:func:`experiments.loop_speed.measure_loop`): ``scan_loop`` on
-   each ``--loop-envs`` env (default the multi-goal task with the ``multigoal`` preset,
-   and ``mjx:HalfCheetah``, gymnasium's HalfCheetah-v5 stepped by MJX, with the ``code``
-   preset), ``jax.vmap``-ed over S seeds: a warm-up chunk (which holds the
+   each ``--loop-envs`` env (default ``mjx:HalfCheetah`` and ``mjx:Ant``, gymnasium's
+   v5 tasks stepped by MJX, with the ``code`` preset; ``MultiGoal`` takes the
+   ``multigoal`` preset), ``jax.vmap``-ed over S seeds, every env at one S before the
+   next S: a warm-up chunk (which holds the
    ``learning_starts`` steps without updates, capped at half a chunk), then a timed
    chunk of C env steps per seed (C = 2000; 200 with ``--tiny``), each step taking one
    update. ``env steps/s`` = S C / seconds of the timed chunk (all seeds together);
@@ -306,7 +307,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--sizes", nargs="+", default=["HalfCheetah", "Ant"], choices=sorted(SIZES))
     p.add_argument("--presets", nargs="+", default=["code", "modern"], choices=sorted(sqljax.PRESETS),
                    help="update presets; the first is timed before the loop, the others after")
-    p.add_argument("--loop-envs", nargs="+", default=["MultiGoal", "mjx:HalfCheetah"],
+    p.add_argument("--loop-envs", nargs="+", default=["mjx:HalfCheetah", "mjx:Ant"],
                    help="JAX-native envs of the loop section (MultiGoal with its own preset, "
                    "others with the code preset)")
     p.add_argument("--loop-configs", nargs="+", default=["code"], choices=["code", "modern"],
@@ -363,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     def loop_items(pairs: list[tuple[str, str]]) -> list[Item]:
         return [Item(f"loop {env} {name} S={n_seeds}", "loop",
                      partial(measure_loop, name, env, n_seeds, sizes.loop_chunk_steps))
-                for name, env in pairs for n_seeds in seeds]
+                for n_seeds in seeds for name, env in pairs]  # every env at S before the next S
 
     def train_run() -> dict:
         """As many steps as the train section holds, at the loop's measured rate."""

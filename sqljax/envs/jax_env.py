@@ -102,7 +102,7 @@ def rollout(agent: sqljax.SQLState, key: jax.Array, n_episodes: int, env: Any, e
 def make_jax_env(name: str) -> tuple[Any, Any]:
     """``(env, env_params)`` of a JAX-native task: ``MultiGoal`` (any of its names),
     ``gymnax:<id>`` (needs the ``gymnax`` package) or ``mjx:<Task>`` (gymnasium's v5
-    HalfCheetah, Hopper, Walker2d, Ant stepped by MJX; needs the ``mujoco-mjx`` package).
+    HalfCheetah, Hopper, Walker2d, Ant, Humanoid stepped by MJX; needs ``mujoco-mjx``).
     ValueError (one line) otherwise."""
     task = find_task(name)
     env_id = task.id if task is not None else str(name)

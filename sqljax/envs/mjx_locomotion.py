@@ -1,17 +1,15 @@
 """MuJoCo locomotion tasks written in JAX: gymnasium's v5 tasks, stepped by MJX.
 
-``HalfCheetah``, ``Hopper``, ``Walker2d`` and ``Ant`` as JAX-native envs (the protocol
-of :mod:`sqljax.envs.jax_env`), built from the model files gymnasium ships
-(``gymnasium/envs/mujoco/assets/``) and with v5's definitions: the observation (joint
-positions without the x position (Ant: without x and y), then joint velocities, clipped
-to +-10 for Hopper and Walker2d, then for Ant the clipped external contact forces),
-every reward term, the healthy ranges and termination, the frame skip, the reset noise
-and its distribution, and the 1000-step time limit. Observation and action spaces are
-gymnasium's, so a learner trained on ``mjx:Hopper`` evaluates on ``Hopper-v5`` and the
-other way round. The physics run in float32 on any JAX device (MuJoCo's own runs in
-float64): see ``docs/mjx.md`` for how closely one step agrees. Ant is stepped with
-MuJoCo's contact frames (:mod:`sqljax.envs.mjx_physics`): its friction cone depends on
-them, and MJX's differ for steep legs.
+``HalfCheetah``, ``Hopper``, ``Walker2d``, ``Ant`` and ``Humanoid`` as JAX-native envs
+(the protocol of :mod:`sqljax.envs.jax_env`), built from the model files gymnasium ships
+and with v5's definitions (:data:`TASK_PARAMS`): observation, every reward term, healthy
+ranges and termination, frame skip, reset noise, the 1000-step time limit. The spaces
+are gymnasium's, so a learner trained on ``mjx:Hopper`` evaluates on ``Hopper-v5`` and
+the other way round. The physics run in float32 on any JAX device (MuJoCo's in float64;
+``docs/mjx.md``: how closely a step agrees). Ant and Humanoid take MuJoCo's contact
+frames and RK4 step (:mod:`sqljax.envs.mjx_physics`). Humanoid's model asks for the PGS
+solver, which MJX lacks: Newton's method solves it, for the same (unique) constraint
+forces up to PGS's unconverged remainder.
 
 Pure functions of explicit arguments: :func:`reset` and :func:`step` (no automatic
 reset), :func:`init_state` (a chosen start), :func:`observation`, :func:`is_healthy`;
@@ -20,8 +18,9 @@ observation in ``info["final_observation"]``). Needs the ``mujoco-mjx`` package 
 installed gymnasium (for its model files only: gymnasium is never imported here).
 
 Shapes: qpos (Q,), qvel (V,), action (A,), observation (O,) with O = Q - 1 + V
-(Ant: Q - 2 + V + 6 (B - 1) for B bodies, world included), cfrc_ext (B, 6); under
-``vmap`` a leading batch axis is added to every array.
+(Ant: Q - 2 + V + 6 (B - 1) for B bodies, world included; Humanoid: Q - 2 + V +
+22 (B - 1) + V - 6), cfrc_ext (B, 6); under ``vmap`` a leading batch axis is added to
+every array.
 """
 
 from __future__ import annotations
@@ -62,11 +61,13 @@ class LocomotionParams:
     The observation is ``qpos[obs_qpos_start:]``, ``qvel``, and where the task has a
     ``contact_force_range``, the external contact forces ``cfrc_ext[1:]`` (every body
     but the world's) clipped to it, flattened; those clipped forces also cost
-    ``contact_cost_weight * sum(clipped ** 2)``. ``forward_body``: the forward velocity
-    is that of this body's position ``xpos`` (as MuJoCo leaves it after a step, see
-    :func:`step`) instead of ``qpos[0]``'s; it must be the free-jointed root body.
-    ``mujoco_contact_frames``: step with MuJoCo's contact frames
-    (:func:`mujoco_contact_frames`) instead of MJX's.
+    ``contact_cost_weight * sum(clipped ** 2)``, at most ``contact_cost_max``. With
+    ``obs_com_terms`` the observation holds ``cinert[1:]``, ``cvel[1:]`` and
+    ``qfrc_actuator[6:]`` before the contact forces. The forward velocity is that of
+    ``qpos[0]``, or of the ``forward_body``'s ``xpos`` (the free-jointed root body), or
+    of the centre of mass (``forward_mass_center``), as MuJoCo leaves them after a step.
+    ``mujoco_contact_frames``: step with MuJoCo's contact frames and RK4 step
+    (:mod:`sqljax.envs.mjx_physics`). ``solver``: MJX's, in place of the model's.
     """
 
     task: str
@@ -89,8 +90,12 @@ class LocomotionParams:
     healthy_requires_finite: bool = False
     contact_cost_weight: float = 0.0
     contact_force_range: tuple[float, float] | None = None
+    contact_cost_max: float | None = None
+    obs_com_terms: bool = False
     forward_body: int | None = None
+    forward_mass_center: bool = False
     mujoco_contact_frames: bool = False
+    solver: str | None = None
 
     def __post_init__(self):
         if self.qvel_reset_noise not in ("uniform", "normal"):
@@ -105,6 +110,12 @@ class LocomotionParams:
     def has_health(self) -> bool:
         """Whether the task has a healthy check (and so a survive reward)."""
         return self.healthy_z_range is not None
+
+    @property
+    def tracks_xy(self) -> bool:
+        """Whether the forward velocity is a point's planar one (``forward_body`` or
+        ``forward_mass_center``), kept in :class:`MainBodyEnvState`."""
+        return self.forward_body is not None or self.forward_mass_center
 
 
 #: v5's definitions (gymnasium/envs/mujoco/<task>_v5.py defaults), by task name.
@@ -127,6 +138,13 @@ TASK_PARAMS: dict[str, LocomotionParams] = {
         obs_qpos_start=2, healthy_z_index=2, healthy_z_closed=True, healthy_requires_finite=True,
         contact_cost_weight=5e-4, contact_force_range=(-1.0, 1.0), forward_body=1,
         mujoco_contact_frames=True),
+    "Humanoid": LocomotionParams(
+        task="Humanoid", xml_file="humanoid.xml", frame_skip=5, ctrl_cost_weight=0.1,
+        reset_noise_scale=1e-2, forward_reward_weight=1.25, healthy_reward=5.0,
+        healthy_z_range=(1.0, 2.0), obs_qpos_start=2, healthy_z_index=2,
+        contact_cost_weight=5e-7, contact_force_range=(-float("inf"), float("inf")),
+        contact_cost_max=10.0, obs_com_terms=True, forward_mass_center=True,
+        mujoco_contact_frames=True, solver="Newton"),
 }
 
 
@@ -139,12 +157,15 @@ def gymnasium_assets_dir() -> str:
 
 
 @functools.cache
-def load_model(xml_file: str) -> tuple[mujoco.MjModel, Any]:
-    """``(MjModel, mjx.Model)`` of one of gymnasium's model files (cached per file)."""
+def load_model(xml_file: str, solver: str | None = None) -> tuple[mujoco.MjModel, Any]:
+    """``(MjModel, mjx.Model)`` of one of gymnasium's model files, with the constraint
+    ``solver`` (``"Newton"``, ``"CG"``) in place of the file's if given (cached)."""
     path = os.path.join(gymnasium_assets_dir(), xml_file)
     if not os.path.isfile(path):
         raise ValueError(f"no model file {path}: is gymnasium >= 1.0 installed?")
     mj_model = mujoco.MjModel.from_xml_path(path)
+    if solver is not None:
+        mj_model.opt.solver = getattr(mujoco.mjtSolver, f"mjSOL_{solver.upper()}")
     with jax.ensure_compile_time_eval():
         return mj_model, mjx.put_model(mj_model, impl="jax")
 
@@ -165,40 +186,64 @@ class EnvState:
 
 @struct.dataclass
 class MainBodyEnvState(EnvState):
-    """:class:`EnvState` of a task whose forward velocity is its main body's
-    (``forward_body``), plus ``main_body_xy`` (2,) float32: that body's x, y position as
-    MuJoCo's data holds it (after a step, the last Runge-Kutta stage's), from which the
-    next step measures the velocity."""
+    """:class:`EnvState` of a task whose forward velocity is a point's
+    (``forward_body`` or ``forward_mass_center``), plus ``main_body_xy`` (2,) float32:
+    that point's x, y position as MuJoCo's data holds it (after a step, the last
+    Runge-Kutta stage's), from which the next step measures the velocity."""
 
     main_body_xy: jax.Array
 
 
-def init_state(qpos, qvel, qacc_warmstart=None, params: LocomotionParams | None = None
-               ) -> EnvState:
+def init_state(qpos, qvel, qacc_warmstart=None, params: LocomotionParams | None = None,
+               data: Any = None) -> EnvState:
     """An :class:`EnvState` at ``qpos`` (Q,), ``qvel`` (V,) with time 0 (a chosen start,
-    as gymnasium's ``set_state``); the warm start defaults to zeros. A task with a
-    ``forward_body`` (pass its ``params``) gets a :class:`MainBodyEnvState` with the body
-    at ``qpos[:2]``, where ``set_state`` puts a free-jointed root body."""
+    as gymnasium's ``set_state``); the warm start defaults to zeros. A task that
+    ``tracks_xy`` (pass its ``params``) gets a :class:`MainBodyEnvState`: a
+    ``forward_body`` at ``qpos[:2]``, where ``set_state`` puts a free-jointed root body;
+    the centre of mass where ``set_state``'s forward pass puts it (``data``: that pass's,
+    if already made)."""
     qvel = jnp.asarray(qvel, jnp.float32)
     qpos = jnp.asarray(qpos, jnp.float32)
     warm = jnp.zeros_like(qvel) if qacc_warmstart is None else jnp.asarray(qacc_warmstart, jnp.float32)
     time = jnp.zeros((), jnp.int32)
-    if params is not None and params.forward_body is not None:
-        return MainBodyEnvState(qpos=qpos, qvel=qvel, qacc_warmstart=warm, time=time,
-                                main_body_xy=qpos[:2])
-    return EnvState(qpos=qpos, qvel=qvel, qacc_warmstart=warm, time=time)
+    if params is None or not params.tracks_xy:
+        return EnvState(qpos=qpos, qvel=qvel, qacc_warmstart=warm, time=time)
+    xy = qpos[:2]
+    if params.forward_mass_center:
+        model = load_model(params.xml_file, params.solver)[1]
+        xy = forward_xy(params, model, forward_at(model, qpos, qvel) if data is None else data)
+    return MainBodyEnvState(qpos=qpos, qvel=qvel, qacc_warmstart=warm, time=time, main_body_xy=xy)
+
+
+def forward_at(model: Any, qpos: jax.Array, qvel: jax.Array) -> Any:
+    """The mjx data of a forward pass at ``qpos`` (Q,), ``qvel`` (V,) with zero controls
+    (as gymnasium's ``set_state`` after a reset)."""
+    return mjx.forward(model, mjx.make_data(model, impl="jax").replace(qpos=qpos, qvel=qvel))
+
+
+def forward_xy(params: LocomotionParams, model: Any, data: Any) -> jax.Array:
+    """The x, y position (2,) whose change is the task's forward velocity: the
+    ``forward_body``'s ``xpos`` or the centre of mass (``xipos`` weighted by mass)."""
+    if params.forward_mass_center:
+        return (model.body_mass @ data.xipos / jnp.sum(model.body_mass))[:2]
+    return data.xpos[params.forward_body, :2]
 
 
 def observation(params: LocomotionParams, qpos: jax.Array, qvel: jax.Array,
-                cfrc_ext: jax.Array | None = None) -> jax.Array:
+                cfrc_ext: jax.Array | None = None, data: Any = None) -> jax.Array:
     """v5's observation: ``qpos[obs_qpos_start:]`` then ``qvel`` (clipped to
-    +-``obs_qvel_clip`` where the task has it), then for a task with a
-    ``contact_force_range`` the contact forces ``cfrc_ext[1:]`` clipped to it, flattened
-    (``cfrc_ext`` (B, 6) per body, world first; None: zeros, as after a reset);
-    (Q,), (V,) -> (O,) float32."""
+    +-``obs_qvel_clip`` where the task has it), then for a task with ``obs_com_terms``
+    ``data``'s ``cinert[1:]`` (B - 1, 10), ``cvel[1:]`` (B - 1, 6) and
+    ``qfrc_actuator[6:]`` (V - 6,), then for a task with a ``contact_force_range`` the
+    contact forces ``cfrc_ext[1:]`` clipped to it (``cfrc_ext`` (B, 6) per body, world
+    first), each flattened; (Q,), (V,) -> (O,) float32."""
     if params.obs_qvel_clip is not None:
         qvel = jnp.clip(qvel, -params.obs_qvel_clip, params.obs_qvel_clip)
     parts = [qpos[params.obs_qpos_start:], qvel]
+    if params.obs_com_terms:
+        if data is None:
+            raise ValueError(f"the {params.task} observation needs the data of a forward pass")
+        parts += [data.cinert[1:].reshape(-1), data.cvel[1:].reshape(-1), data.qfrc_actuator[6:]]
     if params.contact_force_range is not None:
         if cfrc_ext is None:
             raise ValueError(f"the {params.task} observation needs the contact forces cfrc_ext")
@@ -253,8 +298,8 @@ def simulate(model: Any, params: LocomotionParams, state: EnvState, action: jax.
         one_step = functools.partial(mjx.step, model)
     data = jax.lax.fori_loop(0, params.frame_skip, lambda _, d: one_step(d), data)
     state = state.replace(qpos=data.qpos, qvel=data.qvel, qacc_warmstart=data.qacc_warmstart)
-    if params.forward_body is not None:
-        state = state.replace(main_body_xy=data.xpos[params.forward_body, :2])
+    if params.tracks_xy:
+        state = state.replace(main_body_xy=forward_xy(params, model, data))
     return state, data
 
 
@@ -269,9 +314,10 @@ def reset(model: Any, params: LocomotionParams, key: jax.Array) -> tuple[jax.Arr
         qvel = s * jax.random.normal(k_qvel, (model.nv,), jnp.float32)
     else:
         qvel = jax.random.uniform(k_qvel, (model.nv,), jnp.float32, -s, s)
-    state = init_state(qpos, qvel, params=params)
+    data = forward_at(model, qpos, qvel) if params.obs_com_terms or params.forward_mass_center else None
+    state = init_state(qpos, qvel, params=params, data=data)
     cfrc_ext = jnp.zeros((model.nbody, 6), jnp.float32)
-    return observation(params, state.qpos, state.qvel, cfrc_ext), state
+    return observation(params, state.qpos, state.qvel, cfrc_ext, data), state
 
 
 def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Array,
@@ -283,22 +329,24 @@ def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Arra
     info)``: ``reward = reward_forward + reward_ctrl (+ reward_survive)
     (+ reward_contact)`` with ``reward_forward = forward_reward_weight * x_velocity``
     (the x position's change over ``dt = timestep * frame_skip``: of ``qpos[0]``, or of
-    the ``forward_body``'s ``xpos`` as MuJoCo's data holds it before and after the step),
+    the :func:`forward_xy` point as MuJoCo's data holds it before and after the step),
     ``reward_ctrl = -ctrl_cost_weight * ||action||^2`` (of the action as given),
     ``reward_survive = healthy_reward`` when the new state is healthy (tasks with a
-    healthy check only), ``reward_contact = -contact_cost_weight * sum(clipped cfrc_ext
-    ** 2)`` (tasks with a ``contact_force_range``); ``terminated`` when unhealthy (and
+    healthy check only), ``reward_contact = -min(contact_cost_weight * sum(clipped
+    cfrc_ext ** 2), contact_cost_max)`` (tasks with a ``contact_force_range``);
+    ``terminated`` when unhealthy (and
     ``terminate_when_unhealthy``); ``truncated`` once ``max_episode_steps`` steps are
     taken (as gymnasium's TimeLimit, possibly together with ``terminated``). ``info``
     holds the reward terms, ``x_position``, ``x_velocity``, and as gymnasium's v5 task
-    has them ``z_distance_from_origin`` or (``forward_body``) ``y_position``,
-    ``distance_from_origin``, ``y_velocity``, each () float32. ``mj_model``: needed by
+    has them ``z_distance_from_origin`` or (``tracks_xy``) ``y_position``,
+    ``distance_from_origin``, ``y_velocity``, each () float32, and for a model with
+    tendons ``tendon_length``, ``tendon_velocity`` (T,). ``mj_model``: needed by
     tasks with ``mujoco_contact_frames``.
     """
     action = jnp.asarray(action, jnp.float32)
     after, data = simulate(model, params, state, action, mj_model)
     dt = float(model.opt.timestep) * params.frame_skip
-    if params.forward_body is not None:
+    if params.tracks_xy:
         xy_velocity = (after.main_body_xy - state.main_body_xy) / dt
         x_velocity = xy_velocity[0]
     else:
@@ -307,15 +355,20 @@ def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Arra
     reward_ctrl = -params.ctrl_cost_weight * jnp.sum(jnp.square(action))
     info = {"x_position": after.qpos[0], "x_velocity": x_velocity,
             "reward_forward": reward_forward, "reward_ctrl": reward_ctrl}
-    if params.forward_body is not None:
+    if params.tracks_xy:
         info.update(y_position=after.qpos[1], y_velocity=xy_velocity[1],
                     distance_from_origin=jnp.linalg.norm(after.qpos[:2]))
+    if model.ntendon:
+        info.update(tendon_length=data.ten_length, tendon_velocity=data.ten_velocity)
     reward = reward_forward + reward_ctrl
     cfrc_ext = None
     if params.contact_force_range is not None:
         cfrc_ext = mjx.rne_postconstraint(model, data).cfrc_ext  # as gymnasium, after the step
-        reward_contact = -params.contact_cost_weight * jnp.sum(
+        contact_cost = params.contact_cost_weight * jnp.sum(
             jnp.square(clipped_contact_forces(params, cfrc_ext)))
+        if params.contact_cost_max is not None:
+            contact_cost = jnp.minimum(contact_cost, params.contact_cost_max)
+        reward_contact = -contact_cost
         reward = reward + reward_contact
         info.update(reward_contact=reward_contact)
     terminated = jnp.array(False)
@@ -324,14 +377,14 @@ def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Arra
         reward_survive = jnp.where(healthy, jnp.float32(params.healthy_reward), jnp.float32(0.0))
         reward = reward + reward_survive
         info.update(reward_survive=reward_survive)
-        if params.forward_body is None:
+        if not params.tracks_xy:
             info.update(z_distance_from_origin=after.qpos[1] - model.qpos0[1])
         if params.terminate_when_unhealthy:
             terminated = ~healthy
     after = after.replace(time=state.time + 1)
     truncated = after.time >= params.max_episode_steps
     info = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
-    return (observation(params, after.qpos, after.qvel, cfrc_ext), after,
+    return (observation(params, after.qpos, after.qvel, cfrc_ext, data), after,
             jnp.asarray(reward, jnp.float32), terminated, truncated, info)
 
 
@@ -345,7 +398,7 @@ class MjxLocomotion:
 
     def __init__(self, params: LocomotionParams):
         self.params = params
-        self.mj_model, self.model = load_model(params.xml_file)
+        self.mj_model, self.model = load_model(params.xml_file, params.solver)
         if params.forward_body is not None:  # set_state must put it at qpos[:2]
             joint = self.mj_model.body_jntadr[params.forward_body]
             if (self.mj_model.body_parentid[params.forward_body] != 0 or joint < 0
@@ -373,9 +426,8 @@ class MjxLocomotion:
         return jnp.where(done, obs_reset, obs), state, reward, terminated, truncated, info
 
     def observation_space(self, params: LocomotionParams) -> Box:
-        n_forces = 6 * (self.mj_model.nbody - 1) if params.contact_force_range is not None else 0
-        return Box(-np.inf, np.inf, (self.mj_model.nq - params.obs_qpos_start + self.mj_model.nv
-                                     + n_forces,))
+        obs = jax.eval_shape(lambda k: reset(self.model, params, k)[0], jax.random.key(0))
+        return Box(-np.inf, np.inf, obs.shape)
 
     def action_space(self, params: LocomotionParams) -> Box:
         low, high = self.mj_model.actuator_ctrlrange.astype(np.float32).T
@@ -390,7 +442,7 @@ class MjxLocomotion:
 
 def make(task: str) -> tuple[MjxLocomotion, LocomotionParams]:
     """``(env, params)`` of a task by name (``HalfCheetah``, ``Hopper``, ``Walker2d``,
-    ``Ant``)."""
+    ``Ant``, ``Humanoid``)."""
     if task not in TASK_PARAMS:
         raise ValueError(f"no mjx task {task!r}; known: {', '.join(TASK_PARAMS)}")
     params = TASK_PARAMS[task]
