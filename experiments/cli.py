@@ -175,7 +175,8 @@ def add_run_flags(parser: argparse.ArgumentParser, keep_checkpoints: int) -> arg
                      "complete checkpoint (gymnasium envs start new episodes)")
     run.add_argument("--init-from", metavar="CKPT_OR_RUN_DIR", help="start Q and the sampler from "
                      "a pretrained checkpoint (fine-tuning; optimisers and replay start fresh; a "
-                     "multi-seed run: seed i from its seed i)")
+                     "multi-seed run or a directory of seed<i>/ learners such as zoo/<task>/<preset>: seed i "
+                     "from its seed i)")
     add_schedule_flags(run, keep_checkpoints)
     return run
 

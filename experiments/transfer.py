@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tasks to transfer to (env names with the Ant's spaces)")
     st.add_argument("--out", default="runs/transfer", help="study directory")
     st.add_argument("--pretrained", metavar="CKPT_OR_RUN_DIR", help="skip pretraining: start from "
-                    "this run (multi-seed: seed i from its seed i; single run: every seed from it) "
-                    "or checkpoint; its hyperparameters are the study's")
+                    "this run (multi-seed: seed i from its seed i; single run: every seed from it), "
+                    "checkpoint or directory of seed<i>/ learners (zoo/...: seed i from seed<i>); "
+                    "its hyperparameters are the study's")
     st.add_argument("--preset", choices=sorted(sqljax.PRESETS), default="pretrain",
                     help="hyperparameter preset of pretraining (and of the scratch runs)")
     sc = p.add_argument_group("fine-tuning schedules (paper: alpha 0.1 -> 0.001 and K_xi -> 1 over "

@@ -447,7 +447,7 @@ def test_init_from_checks(pendulum_run, tmp_path, capsys):
                      "--out", tmp_path / "b") == 2
     assert "hidden_sizes" in one_error_line(capsys)
     assert run_train("--env", "Pendulum", "--init-from", tmp_path, "--out", tmp_path / "c") == 2
-    assert "neither an sqljax checkpoint nor a run directory" in one_error_line(capsys)
+    assert "neither an sqljax checkpoint, a run directory nor" in one_error_line(capsys)
 
 
 def test_evaluate_bad_input(tmp_path, capsys):

@@ -95,6 +95,26 @@ def test_pretrained_loads_into_a_task_of_the_same_sizes(study, checkpoints):
         assert leaves_equal(seeding.unstack(got, i).sampler_params, one.sampler_params)
 
 
+def test_a_directory_of_seed_learners_pairs_the_seeds(study, tmp_path, capsys):
+    # The zoo layout (seed{i}/ learner exports): seed i starts from seed{i}'s learner.
+    pre = ms.load_seed_states(study / "pretrain")
+    zoo = tmp_path / "zoo"
+    for i in (0, 1):
+        sqljax.export_learner(zoo / f"seed{i}", seeding.unstack(pre, i))
+    got = ms.load_init_states(zoo, (1, 0), "sqljax/AntUMaze-v0", 105, 8)
+    for i, want in ((0, 1), (1, 0)):
+        mine, theirs = seeding.unstack(got, i), seeding.unstack(pre, want)
+        assert leaves_equal(mine.sampler_params, theirs.sampler_params)
+        assert leaves_equal(mine.q_params, theirs.q_params)
+    assert not leaves_equal(seeding.unstack(got, 0).q_params, seeding.unstack(got, 1).q_params)
+    with pytest.raises(RunError, match=r"holds seeds \[0, 1\], not seed\(s\) \[2\]"):
+        ms.load_init_states(zoo, (0, 2), "sqljax/AntUMaze-v0", 105, 8)
+    assert rd.find_checkpoint(zoo) == zoo / "seed0"  # its config and sizes: the first seed's
+    assert transfer.main(["--pretrained", str(zoo), "--seeds", "3", "--out", str(tmp_path / "never"),
+                          "--no-progress"]) == 2
+    assert "holds seeds [0, 1], not seed(s) [2]" in one_error_line(capsys)
+
+
 @pytest.mark.parametrize("name, sizes", [("pendulum", "observation size 3 and action size 1"),
                                          ("multigoal", "observation size 2 and action size 2")])
 def test_mismatched_pretrained_fails_in_one_line(checkpoints, name, sizes, tmp_path, capsys):
@@ -123,7 +143,7 @@ def test_pretrained_run_must_hold_the_seeds(study, tmp_path, capsys):
 def test_other_bad_input_is_one_line(checkpoints, tmp_path, capsys):
     cases = [
         (["--pretrained", str(checkpoints["ant"]), "--hidden-sizes", "64"], ["--hidden-sizes", "(32,)"]),
-        (["--pretrained", str(tmp_path)], ["neither an sqljax checkpoint nor a run directory"]),
+        (["--pretrained", str(tmp_path)], ["neither an sqljax checkpoint, a run directory nor"]),
         (["--tasks", "Pendulum"], ["observation size 3", "Pendulum-v1"]),
         (["--tasks", "AntHalway"], ["unknown environment", "AntHallway"]),
         (["--seeds", "0"], ["--seeds", ">= 1"]),
