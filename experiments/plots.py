@@ -177,11 +177,12 @@ def plot_transfer(study_dir: Path, tasks: list[str], n_seeds: int, settings: dic
                   path: Path, stat: str = "iqm") -> Path:
     """transfer.png of a skill-transfer study (``experiments.transfer``): one column per
     task, a row per evaluation mode; in each panel the fine-tuned and scratch curves
-    (``stat`` over seeds) with their CI bands."""
+    (``stat`` over seeds) with their CI bands; a last row with each seed's mean TD target
+    (``target_mean`` of ``metrics.csv``, scaled rewards), where the anneal shows."""
     plt = pyplot()
     names = list(tasks)
     modes = ("stochastic", "deterministic")
-    fig, axes = plt.subplots(len(modes), len(names), figsize=(4.6 * len(names), 3.4 * len(modes)),
+    fig, axes = plt.subplots(len(modes) + 1, len(names), figsize=(4.6 * len(names), 3.4 * (len(modes) + 1)),
                              squeeze=False, sharex="col")
     words_ci = None
     for j, name in enumerate(names):
@@ -196,14 +197,19 @@ def plot_transfer(study_dir: Path, tasks: list[str], n_seeds: int, settings: dic
                 curve = s["curves"].get(mode)
                 if curve:
                     band(axes[i, j], curve, stat, color, f"{words} (n={s['n_seeds']})")
-        for i, mode in enumerate(modes):
+            for k, sid in enumerate(s["seed_ids"]):
+                rows = [r for r in read_metrics(f.parent, sid) if r.get("target_mean")]
+                axes[-1, j].plot([int(r["step"]) for r in rows], [float(r["target_mean"]) for r in rows],
+                                 color=color, lw=0.8, label=words if k == 0 else None)
+        for i, what in enumerate([f"{mode} evaluation" for mode in modes] + ["mean TD target"]):
             ax = axes[i, j]
-            ax.set_title(f"{name}: {mode} evaluation", fontsize=9)
-            ax.set_xlabel("fine-tuning env steps (per seed)" if i == len(modes) - 1 else "")
-            ax.set_ylabel("return (unscaled)" if j == 0 else "")
+            ax.set_title(f"{name}: {what}", fontsize=9)
+            ax.set_xlabel("fine-tuning env steps (per seed)" if i == len(modes) else "")
+            ax.set_ylabel(("return (unscaled)" if i < len(modes) else "y, scaled (symlog)") if j == 0 else "")
             ax.grid(alpha=0.3)
             if ax.lines:
                 ax.legend(loc="best", fontsize=7)
+        axes[-1, j].set_yscale("symlog", linthresh=10.0)
     st = settings
     pre = (f"pretrained {st['pretrain_steps']} steps on {st['pretrain_env'].split('/')[-1]}"
            if st["pretrain_steps"] else f"pretrained: {st['pretrained']}")

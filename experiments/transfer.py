@@ -91,9 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tasks to transfer to (env names with the Ant's spaces)")
     st.add_argument("--out", default="runs/transfer", help="study directory")
     st.add_argument("--pretrained", metavar="CKPT_OR_RUN_DIR", help="skip pretraining: start from "
-                    "this run (multi-seed: seed i from its seed i; single run: every seed from it), "
-                    "checkpoint or directory of seed<i>/ learners (zoo/...: seed i from seed<i>); "
-                    "its hyperparameters are the study's")
+                    "this run, checkpoint or directory of seed<i>/ learners (zoo/...); seed i from "
+                    "its seed i (one learner: every seed from it); its hyperparameters are the study's")
     st.add_argument("--preset", choices=sorted(sqljax.PRESETS), default="pretrain",
                     help="hyperparameter preset of pretraining (and of the scratch runs)")
     sc = p.add_argument_group("fine-tuning schedules (paper: alpha 0.1 -> 0.001 and K_xi -> 1 over "
@@ -149,9 +148,8 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     counters = meta.get("metadata", {})
-    by_seed = rd.seed_learners(path)
-    have = list(by_seed) if by_seed else counters.get("seed_ids")
-    if by_seed or counters.get("format") == rd.RUN_FORMAT:
+    have = list(rd.seed_learners(path)) or counters.get("seed_ids")
+    if rd.seed_learners(path) or counters.get("format") == rd.RUN_FORMAT:
         missing = [s for s in seed_ids if s not in have]
         if missing:
             raise RunError(f"--pretrained {path} holds seeds {have}, not seed(s) "
