@@ -50,6 +50,8 @@ CONFIG_HELP: dict[str, str] = {
     "anneal_steps": "fine-tuning: updates over which the schedules run (0 = off)",
     "final_reward_scale": "fine-tuning: reward scale reached after anneal_steps (log-linear)",
     "noise_bank_size": "fine-tuning: K_xi fixed noise vectors, shrinking to 1 (0 = off)",
+    "q_units": "scaled (Q in scaled-reward units, the authors' code) or reward (Q in reward "
+               "units, alpha in the soft value; --init-from converts)",
 }
 
 
@@ -134,6 +136,8 @@ def add_config_flags(parser: argparse.ArgumentParser, title: str,
             kw.update(type=int, nargs="+", metavar="H")
         elif f.name == "final_reward_scale":
             kw.update(type=optional_float, metavar="X")
+        elif isinstance(f.default, str):
+            kw.update(metavar="S")
         elif isinstance(f.default, bool):
             kw.update(type=lambda s: s.lower() in ("1", "true", "yes"))
         elif isinstance(f.default, int):

@@ -66,6 +66,12 @@ class SQLConfig:
     anneal_steps: int = 0
     final_reward_scale: float | None = None
     noise_bank_size: int = 0
+    # Units of Q. "scaled" (the authors' code): rewards are multiplied by the reward scale
+    # and pi ∝ exp(Q). "reward": Q in reward units, and alpha = 1 / reward scale enters
+    # the soft value and the sampler's target, pi ∝ exp(Q / alpha). For a constant alpha
+    # the objective is the same (Q_reward = alpha Q_scaled); under an anneal of the
+    # reward scale, "reward" keeps the TD targets' scale and only sharpens the policy.
+    q_units: str = "scaled"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
@@ -222,5 +228,6 @@ def _validate(c: SQLConfig) -> None:
         positive_float("final_reward_scale")
         _check(c.anneal_steps > 0, "final_reward_scale", "None when anneal_steps = 0 (the "
                "schedule never runs; set anneal_steps > 0 to anneal)", c.final_reward_scale)
+    _check(c.q_units in ("scaled", "reward"), "q_units", "'scaled' or 'reward'", c.q_units)
     _check(isinstance(c.noise_bank_size, int) and c.noise_bank_size >= 0,
            "noise_bank_size", "an integer >= 0 (0 = off)", c.noise_bank_size)

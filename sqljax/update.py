@@ -219,13 +219,18 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
     key, k_value, k_noise = jax.random.split(state.key, 3)
     hidden = cfg.hidden_sizes
 
-    # Q: TD regression onto the importance-sampled soft value of the target network.
-    def target_q(obs, actions):
-        return jnp.min(q_apply(state.target_q_params, hidden, obs, actions), axis=0)
-
-    next_value = soft_value(target_q, batch.next_obs, k_value, cfg.value_n_particles, action_dim)
+    # Q: TD regression onto the importance-sampled soft value of the target network. With
+    # Q in reward units, Q / alpha = scale * Q is the scaled Q of the formulas, and
+    # V = alpha * softvalue(Q / alpha).
     scale = reward_scale_at(cfg, state.step)
-    y = td_target(batch.reward, batch.terminated, next_value, scale, cfg.discount)
+    to_scaled = scale if cfg.q_units == "reward" else 1.0
+
+    def target_q(obs, actions):
+        return to_scaled * jnp.min(q_apply(state.target_q_params, hidden, obs, actions), axis=0)
+
+    next_value = soft_value(target_q, batch.next_obs, k_value, cfg.value_n_particles,
+                            action_dim) / to_scaled
+    y = td_target(batch.reward, batch.terminated, next_value, scale / to_scaled, cfg.discount)
     (q_loss, q), q_grads = jax.value_and_grad(td_loss, has_aux=True)(state.q_params, hidden, batch, y)
     q_updates, q_opt_state = q_optimizer(cfg).update(q_grads, state.q_opt_state, state.q_params)
     q_params = optax.apply_updates(state.q_params, q_updates)
@@ -236,8 +241,8 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
     def sampler_fn(params, xi):
         return sampler_apply(params, hidden, batch.obs, xi)
 
-    def current_q(actions):
-        return jnp.min(q_apply(state.q_params, hidden, batch.obs, actions), axis=0)
+    def current_q(actions):  # the scaled Q: the sampler's target is exp(Q / alpha)
+        return to_scaled * jnp.min(q_apply(state.q_params, hidden, batch.obs, actions), axis=0)
 
     svgd = sampler_svgd_gradient(sampler_fn, state.sampler_params, noise, current_q,
                                  cfg.n_fixed_particles, cfg.kernel_h_min)
@@ -303,7 +308,9 @@ def finetune_state(key: jax.Array, pretrained: SQLState, config: SQLConfig | Non
     """Start a new task from a pretrained learner: Q, target and sampler parameters are
     copied, optimisers and step start fresh, and a new noise bank is drawn. `config`
     (default: the pretrained one) may change schedules and learning rates but not the
-    network sizes."""
+    network sizes. A `config` with other `q_units` converts Q and its target exactly: the
+    output layer is multiplied (to "reward") or divided (to "scaled") by the pretrained
+    learner's alpha at its last update."""
     config = pretrained.config if config is None else config
     if config.hidden_sizes != pretrained.config.hidden_sizes or config.n_q != pretrained.config.n_q:
         raise ValueError(
@@ -311,10 +318,17 @@ def finetune_state(key: jax.Array, pretrained: SQLState, config: SQLConfig | Non
             f"{pretrained.config.hidden_sizes} and n_q {pretrained.config.n_q}, got "
             f"{config.hidden_sizes} and {config.n_q}")
     fresh = init(key, config, pretrained.obs_dim, pretrained.action_dim)
+    q_params = pretrained.q_params
+    if config.q_units != pretrained.config.q_units:
+        alpha = 1.0 / reward_scale_at(pretrained.config, pretrained.step)
+        factor = alpha if config.q_units == "reward" else 1.0 / alpha
+        trunk = dict(q_params["params"]["trunk"])
+        trunk["output"] = jax.tree.map(lambda x: x * factor, trunk["output"])
+        q_params = {**q_params, "params": {**q_params["params"], "trunk": trunk}}
     return fresh.replace(
-        q_params=pretrained.q_params,
-        target_q_params=jax.tree.map(jnp.copy, pretrained.q_params),
+        q_params=q_params,
+        target_q_params=jax.tree.map(jnp.copy, q_params),
         sampler_params=pretrained.sampler_params,
-        q_opt_state=q_optimizer(config).init(pretrained.q_params),
+        q_opt_state=q_optimizer(config).init(q_params),
         sampler_opt_state=sampler_optimizer(config).init(pretrained.sampler_params),
     )

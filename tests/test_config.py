@@ -47,6 +47,7 @@ def test_presets():
     ("n_q", 3, "n_q must be 1 or 2"),
     ("hidden_sizes", (), "hidden_sizes"),
     ("learning_starts", -1, "learning_starts"),
+    ("q_units", "alpha", "q_units must be 'scaled' or 'reward'"),
 ])
 def test_invalid_values_name_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):

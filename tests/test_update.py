@@ -226,3 +226,46 @@ def test_finetune_state_copies_networks_and_resets_optimisers():
                if x.dtype != jnp.int32)
     with pytest.raises(ValueError, match="hidden_sizes"):
         sqljax.finetune_state(jax.random.key(9), s, SMALL.replace(hidden_sizes=(16,)))
+
+
+def test_q_in_reward_units_is_the_scaled_learner_times_alpha():
+    """With Q_reward = alpha Q_scaled (finetune_state converts exactly), one update gives
+    alpha times the scaled learner's value and target, and the same sampler step: its
+    target, exp(Q_reward / alpha), is the same distribution."""
+    s = sqljax.init(jax.random.key(0), SMALL, OBS, ACT)
+    up = jax.jit(sqljax.update)
+    for i in range(3):  # a target that differs from Q
+        s, _ = up(s, random_batch(jax.random.key(i)))
+    r = sqljax.finetune_state(jax.random.key(7), s, SMALL.replace(q_units="reward"))
+    s = sqljax.finetune_state(jax.random.key(7), s, SMALL)
+    alpha = 1.0 / SMALL.reward_scale
+    x = random_batch(jax.random.key(8))
+    np.testing.assert_allclose(sqljax.q_values(r, x.obs, x.action),
+                               alpha * sqljax.q_values(s, x.obs, x.action), rtol=1e-5, atol=1e-6)
+    s1, ms_ = up(s, x)
+    r1, mr = up(r, x)
+    for name in ("value_mean", "target_mean", "q_mean"):
+        np.testing.assert_allclose(mr[name], alpha * ms_[name], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(mr["svgd_norm"], ms_["svgd_norm"], rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(r1.sampler_params), jax.tree.leaves(s1.sampler_params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # and back: reward units -> scaled restores the pretrained Q
+    back = sqljax.finetune_state(jax.random.key(7), r, SMALL)
+    np.testing.assert_allclose(sqljax.q_values(back, x.obs, x.action),
+                               sqljax.q_values(s, x.obs, x.action), rtol=1e-5, atol=1e-6)
+
+
+def test_q_in_reward_units_keeps_the_targets_scale_under_an_anneal():
+    """Annealing the reward scale 3 -> 300: scaled targets grow with it, reward-unit ones
+    do not (same Q, same batch, the anneal's last update)."""
+    cfg = SMALL.replace(final_reward_scale=300.0, anneal_steps=10)
+    x = random_batch(jax.random.key(3))._replace(reward=jnp.linspace(0.5, 1.5, B))
+    at_end = {}
+    for units in ("scaled", "reward"):
+        st = sqljax.init(jax.random.key(0), cfg.replace(q_units=units), OBS, ACT)
+        _, at_end[units] = jax.jit(sqljax.update)(st.replace(step=jnp.asarray(10, jnp.int32)), x)
+    assert float(at_end["scaled"]["reward_scale"]) == pytest.approx(300.0, rel=1e-5)
+    reward_mean = float(jnp.mean(x.reward))
+    # y = 300 r + gamma V against y = r + gamma V, V of a freshly initialised Q either way
+    assert abs(float(at_end["scaled"]["target_mean"])) > 50 * abs(reward_mean)
+    assert abs(float(at_end["reward"]["target_mean"]) - reward_mean) < abs(reward_mean)
