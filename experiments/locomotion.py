@@ -131,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = p.parse_args(argv)
         cli.check_at_least(args, {"episodes": 1, "max_steps": 1})
-        agents = {Path(path).name if Path(path).name.startswith("seed") else str(path):
-                  sqljax.load_checkpoint(path) for path in args.learners}
+        names = ["/".join(Path(path).parts[-2:]) for path in args.learners]  # e.g. pretrain/seed0
+        if len(set(names)) < len(names):
+            raise cli.RunError("two learners would share a label: " + ", ".join(args.learners))
+        agents = {name: sqljax.load_checkpoint(path) for name, path in zip(names, args.learners)}
     except cli.HANDLED_ERRORS as e:
         return cli.report_error(e, "interrupted")
     first = next(iter(agents.values()))

@@ -199,3 +199,23 @@ def test_kwargs_and_pickle():
         AntAnyDirection(xml_file="ant.xml")
     with pytest.raises(ValueError):
         AntHallway("medium")
+
+
+@pytest.mark.parametrize("name", ["AntAnyDirection", "AntHallwayWide", "AntHallwayNarrow", "AntUMaze"])
+def test_v1_tasks_take_rllabs_reward_weights(name):
+    """-v1: the same task with rllab's Ant weights (control 0.005, alive 0.05, contact
+    5e-4): the same physics and motion term, other costs and bonus."""
+    v0, v1 = gym.make(f"sqljax/{name}-v0"), gym.make(f"sqljax/{name}-v1")
+    assert v1.observation_space == v0.observation_space and v1.action_space == v0.action_space
+    action = np.full(8, 0.8)
+    for env in (v0, v1):
+        env.reset(seed=2)
+    (o0, r0, *_, i0), (o1, r1, *_, i1) = v0.step(action), v1.step(action)
+    np.testing.assert_array_equal(o0, o1)
+    assert i1["reward_forward"] == i0["reward_forward"]
+    assert i1["reward_ctrl"] == pytest.approx(-0.005 * np.sum(action ** 2))
+    assert i0["reward_ctrl"] == pytest.approx(-0.5 * np.sum(action ** 2))
+    assert i1["reward_survive"] == 0.05 and i0["reward_survive"] == 1.0
+    assert i1["reward_contact"] == pytest.approx(i0["reward_contact"])
+    assert r1 - r0 == pytest.approx(-0.95 + (0.5 - 0.005) * np.sum(action ** 2)
+                                    + i1.get("reward_goal", 0.0) - i0.get("reward_goal", 0.0))

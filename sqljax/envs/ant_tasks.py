@@ -13,7 +13,9 @@ Every reward is the Ant-v5 reward with only the motion term changed::
 
 with Ant-v5's defaults: ``healthy = 1`` per step while the torso height is in
 [0.2, 1.0] m, ``ctrl_cost = 0.5 * |a|^2``, ``contact_cost = 5e-4 * |clip(cfrc_ext,
--1, 1)|^2``, ``dt = 5 * 0.01 = 0.05`` s, termination when unhealthy.  The motion term
+-1, 1)|^2``, ``dt = 5 * 0.01 = 0.05`` s, termination when unhealthy. The ``-v1`` ids
+take rllab's Ant weights instead (``healthy = 0.05``, ``ctrl_cost = 0.005 * |a|^2``;
+``sqljax.envs.registry.RLLAB_ANT_REWARD_WEIGHTS``), as in the paper's tasks.  The motion term
 is computed from the torso position before and after the step divided by ``dt``,
 exactly as Ant-v5 computes its forward reward; it is reported as
 ``info["reward_forward"]`` in every task.  ``info`` also keeps Ant-v5's

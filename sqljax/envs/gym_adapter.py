@@ -377,11 +377,14 @@ if "sqljax/MultiGoal-v0" not in gym.registry:
                  max_episode_steps=multigoal.MAX_EPISODE_STEPS)
 
 # Ant skill-transfer tasks (sqljax/envs/ant_tasks.py): same observation/action spaces as Ant-v5.
-for _id, _entry, _kwargs in (
-    ("sqljax/AntAnyDirection-v0", "sqljax.envs.ant_tasks:AntAnyDirection", {}),
-    ("sqljax/AntHallwayWide-v0", "sqljax.envs.ant_tasks:AntHallway", {"variant": "wide"}),
-    ("sqljax/AntHallwayNarrow-v0", "sqljax.envs.ant_tasks:AntHallway", {"variant": "narrow"}),
-    ("sqljax/AntUMaze-v0", "sqljax.envs.ant_tasks:AntUMaze", {}),
+# -v0: Ant-v5's reward weights; -v1: those of rllab's Ant, which the paper's tasks used.
+for _name, _entry, _kwargs in (
+    ("AntAnyDirection", "sqljax.envs.ant_tasks:AntAnyDirection", {}),
+    ("AntHallwayWide", "sqljax.envs.ant_tasks:AntHallway", {"variant": "wide"}),
+    ("AntHallwayNarrow", "sqljax.envs.ant_tasks:AntHallway", {"variant": "narrow"}),
+    ("AntUMaze", "sqljax.envs.ant_tasks:AntUMaze", {}),
 ):
-    if _id not in gym.registry:
-        gym.register(id=_id, entry_point=_entry, kwargs=_kwargs, max_episode_steps=1000)
+    for _version, _weights in ((0, {}), (1, registry.RLLAB_ANT_REWARD_WEIGHTS)):
+        if f"sqljax/{_name}-v{_version}" not in gym.registry:
+            gym.register(id=f"sqljax/{_name}-v{_version}", entry_point=_entry,
+                         kwargs={**_kwargs, **_weights}, max_episode_steps=1000)

@@ -50,7 +50,16 @@ TASKS: tuple[Task, ...] = (
     Task("sqljax/AntHallwayWide-v0", "AntHallway", None, 1_000_000, "pretrain"),
     Task("sqljax/AntHallwayNarrow-v0", "AntHallwayNarrow", None, 1_000_000, "pretrain"),
     Task("sqljax/AntUMaze-v0", "AntUMaze", None, 1_000_000, "pretrain"),
+    *(Task(f"sqljax/{name}-v1", f"{name}-v1", None, 1_000_000, "pretrain")
+      for name in ("AntAnyDirection", "AntHallwayWide", "AntHallwayNarrow", "AntUMaze")),
 )
+
+#: The skill-transfer tasks' -v1 reward weights (Ant-v5 keyword arguments): those of
+#: rllab's Ant, on which the paper's tasks were built: control cost 0.005 |a|^2 (Ant-v5:
+#: 0.5), 0.05 per step alive (Ant-v5: 1), contact cost 5e-4 (the same), so the motion
+#: term dominates the reward.
+RLLAB_ANT_REWARD_WEIGHTS: dict[str, float] = {
+    "ctrl_cost_weight": 0.005, "healthy_reward": 0.05, "contact_cost_weight": 5e-4}
 
 _BY_NAME: dict[str, Task] = {}
 for _t in TASKS:
