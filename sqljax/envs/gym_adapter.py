@@ -384,7 +384,7 @@ for _name, _entry, _kwargs in (
     ("AntHallwayNarrow", "sqljax.envs.ant_tasks:AntHallway", {"variant": "narrow"}),
     ("AntUMaze", "sqljax.envs.ant_tasks:AntUMaze", {}),
 ):
-    for _version, _weights in ((0, {}), (1, registry.RLLAB_ANT_REWARD_WEIGHTS)):
-        if f"sqljax/{_name}-v{_version}" not in gym.registry:
-            gym.register(id=f"sqljax/{_name}-v{_version}", entry_point=_entry,
+    for _v, _weights in ((0, {}), (1, registry.RLLAB_ANT_REWARD_WEIGHTS)):
+        if f"sqljax/{_name}-v{_v}" not in gym.registry:
+            gym.register(id=f"sqljax/{_name}-v{_v}", entry_point=_entry,
                          kwargs={**_kwargs, **_weights}, max_episode_steps=1000)

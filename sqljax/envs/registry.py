@@ -62,8 +62,8 @@ RLLAB_ANT_REWARD_WEIGHTS: dict[str, float] = {
     "ctrl_cost_weight": 0.005, "healthy_reward": 0.05, "contact_cost_weight": 5e-4}
 
 _BY_NAME: dict[str, Task] = {}
-for _t in TASKS:
-    for _name in (_t.id, _t.short, _t.id.split("/")[-1]):
+for _t in TASKS:  # a name without version is the first task listed (AntUMaze: -v0)
+    for _name in (_t.id, _t.short, _t.id.split("/")[-1], _t.id.split("/")[-1].rsplit("-v", 1)[0]):
         _BY_NAME.setdefault(_name, _t)
 
 
