@@ -86,7 +86,7 @@ def summarize(run: dict) -> dict:
     }
 
 
-def plot(results: dict[str, tuple[dict, dict]], out: Path) -> Path:
+def plot(results: dict[str, tuple[dict, dict]], out: Path, mode: str = "stochastic") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +109,7 @@ def plot(results: dict[str, tuple[dict, dict]], out: Path) -> Path:
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
-    ax.set_title("torso paths of stochastic episodes (mean planar speed)", fontsize=9)
+    ax.set_title(f"torso paths of {mode} episodes (mean planar speed)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     polar.set_title("heading of each episode's net displacement", fontsize=9)
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             zip(results, [*args.learners, "sqljax.init"])}}
     stem = "locomotion_deterministic" if args.deterministic else "locomotion"
     (out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {plot(results, out / f'{stem}.png')} and {out / f'{stem}.json'}")
+    print(f"wrote {plot(results, out / f'{stem}.png', summary['mode'])} and {out / f'{stem}.json'}")
     return 0
 
 
