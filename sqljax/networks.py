@@ -108,6 +108,14 @@ def q_apply(q_params, hidden_sizes: Sequence[int], obs: jax.Array, action: jax.A
     return jax.vmap(module.apply, in_axes=(0, None, None))(q_params, obs, action)
 
 
+def scale_q(q_params, factor) -> dict:
+    """Parameters of `factor` times the Q-functions: the output layer (weights and bias,
+    every member of the ensemble) multiplied by `factor`, the rest shared."""
+    trunk = dict(q_params["params"]["trunk"])
+    trunk["output"] = jax.tree.map(lambda x: x * factor, trunk["output"])
+    return {**q_params, "params": {**q_params["params"], "trunk": trunk}}
+
+
 def init_sampler_params(key: jax.Array, hidden_sizes: Sequence[int], obs_dim: int,
                         action_dim: int):
     """Parameters of the sampling network."""

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from sqljax.config import SQLConfig
-from sqljax.networks import init_q_params, init_sampler_params, q_apply, sampler_apply
+from sqljax.networks import init_q_params, init_sampler_params, q_apply, sampler_apply, scale_q
 from sqljax.svgd import sampler_svgd_gradient
 from sqljax.value import soft_value
 
@@ -321,10 +321,7 @@ def finetune_state(key: jax.Array, pretrained: SQLState, config: SQLConfig | Non
     q_params = pretrained.q_params
     if config.q_units != pretrained.config.q_units:
         alpha = 1.0 / reward_scale_at(pretrained.config, pretrained.step)
-        factor = alpha if config.q_units == "reward" else 1.0 / alpha
-        trunk = dict(q_params["params"]["trunk"])
-        trunk["output"] = jax.tree.map(lambda x: x * factor, trunk["output"])
-        q_params = {**q_params, "params": {**q_params["params"], "trunk": trunk}}
+        q_params = scale_q(q_params, alpha if config.q_units == "reward" else 1.0 / alpha)
     return fresh.replace(
         q_params=q_params,
         target_q_params=jax.tree.map(jnp.copy, q_params),

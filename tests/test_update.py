@@ -269,3 +269,14 @@ def test_q_in_reward_units_keeps_the_targets_scale_under_an_anneal():
     # y = 300 r + gamma V against y = r + gamma V, V of a freshly initialised Q either way
     assert abs(float(at_end["scaled"]["target_mean"])) > 50 * abs(reward_mean)
     assert abs(float(at_end["reward"]["target_mean"]) - reward_mean) < abs(reward_mean)
+
+
+def test_scale_q_multiplies_every_member_of_the_ensemble():
+    from sqljax.networks import scale_q
+    cfg = SMALL.replace(n_q=2)
+    s = sqljax.init(jax.random.key(2), cfg, OBS, ACT)
+    x = random_batch(jax.random.key(3))
+    q = sqljax.networks.q_apply(s.q_params, cfg.hidden_sizes, x.obs, x.action)
+    scaled = sqljax.networks.q_apply(scale_q(s.q_params, 2.5), cfg.hidden_sizes, x.obs, x.action)
+    assert q.shape == (2, B)
+    np.testing.assert_allclose(scaled, 2.5 * q, rtol=1e-6, atol=1e-6)
