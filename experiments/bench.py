@@ -35,8 +35,8 @@ from experiments import cli, stats
 from sqljax.envs import registry
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
-from sqljax.loops.run_dir import CONFIG_FILE, RunSpec
+from sqljax.store import run_dir as rd
+from sqljax.store.run_dir import CONFIG_FILE, RunSpec
 
 SUMMARY_FILE = "summary.json"
 CURVES_FILE = "curves.png"

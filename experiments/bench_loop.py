@@ -34,7 +34,7 @@ from sqljax import seeding
 from sqljax.envs.gym_adapter import resolve_env_id
 from sqljax.loops import multi_seed
 from sqljax.loops.gym_loop import GymProgram
-from sqljax.loops.run_dir import RunSpec, read_metrics
+from sqljax.store.run_dir import RunSpec, read_metrics
 
 
 def bench(env_id: str, rounds: int, steps: int, train_steps: int) -> dict:

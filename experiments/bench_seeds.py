@@ -32,7 +32,7 @@ from experiments.cli import make_config
 from sqljax.envs import registry
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 
 def config_for(env_id: str, preset: str | None) -> sqljax.SQLConfig:

@@ -19,7 +19,7 @@ import sqljax
 from sqljax.envs import registry
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id
 from sqljax.loops import NonFiniteError, RunError, Stopped
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1

@@ -32,7 +32,7 @@ from sqljax.envs import gym_adapter, make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
 from sqljax.envs.jax_env import rollout, space_dims  # noqa: E402
 from sqljax.loops import RunError  # noqa: E402
-from sqljax.loops import run_dir as rd  # noqa: E402
+from sqljax.store import run_dir as rd  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

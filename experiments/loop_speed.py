@@ -21,7 +21,7 @@ import numpy as np
 import sqljax
 from sqljax.envs import make_jax_env
 from sqljax.loops import device, multi_seed, scan_loop
-from sqljax.loops.run_dir import RunSpec
+from sqljax.store.run_dir import RunSpec
 
 
 def loop_config(name: str, env_name: str, chunk_steps: int) -> sqljax.SQLConfig:

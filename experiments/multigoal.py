@@ -33,7 +33,7 @@ from experiments import cli
 from sqljax.envs import multigoal as mg
 from sqljax.envs.jax_env import rollout
 from sqljax.loops import multi_seed
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 #: Training length (env steps). Every goal is reached by >= 10% of the evaluation episodes
 #: after about 3k steps; by 20k the returns have levelled off (about -200 per episode)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sqljax.loops import RunError
-from sqljax.loops.run_dir import read_metrics, read_run
+from sqljax.store.run_dir import read_metrics, read_run
 
 SUMMARY_FILE = "summary.json"
 CURVE_FILE = "learning_curve.png"  # of a single run (experiments.train)

@@ -161,7 +161,7 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
 
     from experiments import bench
     from sqljax.loops import multi_seed as ms
-    from sqljax.loops import run_dir as rd
+    from sqljax.store import run_dir as rd
 
     run_dir = Path(run_dir)
     run = rd.read_run(run_dir)
@@ -326,7 +326,7 @@ def run_cell(task: str, preset: str, seeds: int, steps: int, run_dir: Path | Non
     cell schedule: evaluation every 10k steps, 5 episodes, a checkpoint every 25k)."""
     from experiments import bench
     from sqljax.envs.gym_adapter import resolve_env_id
-    from sqljax.loops import run_dir as rd
+    from sqljax.store import run_dir as rd
 
     env_id = resolve_env_id(task)
     run_dir = run_dir or RUNS_DIR / task_name(env_id) / preset

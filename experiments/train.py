@@ -8,7 +8,7 @@
 Seed S is seed S of ``experiments.bench`` (key ``fold_in(key(0), S)``): the same run.
 Every SQLConfig field is a flag (``--reward-scale 30``, ``--hidden-sizes 256 256``); the
 rest of the run (evaluation, checkpoints, logging) has its own flags. ``--help`` lists
-them all. Writes the run directory of :mod:`sqljax.loops.run_dir` (run.json,
+them all. Writes the run directory of :mod:`sqljax.store.run_dir` (run.json,
 config.json, seed<S>/metrics.csv and TensorBoard events, checkpoints/step_*/) and
 learning_curve.png. Bad input ends with one line on stderr (``error: ...``) and exit
 status 2; a run that diverges stops with exit status 1, keeping its last good checkpoint.
@@ -24,7 +24,7 @@ from pathlib import Path
 from experiments import cli, plots
 from sqljax.envs import registry
 from sqljax.loops import RunError, multi_seed
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 
 def build_parser() -> argparse.ArgumentParser:

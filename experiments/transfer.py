@@ -54,7 +54,7 @@ from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_na
 from sqljax.envs.registry import default_steps
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "transfer.png"

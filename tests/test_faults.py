@@ -24,7 +24,7 @@ import sqljax
 from experiments import bench as bench_cli
 from experiments import plots
 from experiments import train as train_cli
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--env", "Pendulum", "--hidden-sizes", "32", "--batch-size", "32",

@@ -10,7 +10,7 @@ import pytest
 import sqljax
 from sqljax.envs import make_jax_env
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 FLAGS = ["--env", "gymnax:Pendulum-v1", "--steps", "400", "--hidden-sizes", "32",
          "--batch-size", "32", "--value-n-particles", "4", "--kernel-n-particles", "4",

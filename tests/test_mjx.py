@@ -355,7 +355,7 @@ def test_mjx_half_cheetah_trains_through_bench(tmp_path, capsys):
     """Two seeds, compiled end to end; the learner then runs on gymnasium's HalfCheetah-v5."""
     from experiments import bench, evaluate
     from sqljax.loops import multi_seed as ms
-    from sqljax.loops import run_dir as rd
+    from sqljax.store import run_dir as rd
 
     out = tmp_path / "bench"
     assert bench.main(FLAGS + ["--seeds", "2", "--out", str(out), "--bootstrap-reps", "100"]) == 0

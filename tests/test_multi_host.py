@@ -16,7 +16,7 @@ import numpy as np
 
 from experiments import bench
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent("""

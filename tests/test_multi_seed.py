@@ -21,7 +21,7 @@ from experiments import bench
 from sqljax import seeding
 from sqljax.loops import RunError, gym_loop
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(hidden_sizes=(32,), batch_size=32, value_n_particles=8, kernel_n_particles=4)

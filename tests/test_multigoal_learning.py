@@ -108,7 +108,7 @@ def test_multigoal_reaches_all_four_goals(tmp_path):
     shares = summary["goal_shares"]
     assert all(shares[f"goal_{i}"] >= 0.10 for i in range(4)), shares
     assert (tmp_path / "figure.png").stat().st_size > 0
-    from sqljax.loops import run_dir
+    from sqljax.store import run_dir
 
     state = sqljax.load_checkpoint(run_dir.latest_checkpoint(tmp_path))
     assert int(state.step) > 0
@@ -132,12 +132,12 @@ class NaNRewardAfter150(mg.MultiGoal):
 def test_compiled_loop_stops_naming_the_first_non_finite_update(tmp_path):
     """The compiled loop takes any JAX-native env as an argument, and a non-finite loss
     stops it with the line the gymnasium driver writes: the seed, env step and update."""
-    from sqljax.loops import NonFiniteError, run_dir
+    from sqljax.loops import NonFiniteError
     from sqljax.loops import multi_seed as ms
-    from sqljax.loops import run_dir as rd
+    from sqljax.store import run_dir as rd
 
     params = mg.MultiGoalParams(goals=((100.0, 100.0),), max_episode_steps=1000)
-    spec = run_dir.RunSpec(env_id="NaNRewardAfter150", config=small_cfg(max_episode_steps=1000),
+    spec = rd.RunSpec(env_id="NaNRewardAfter150", config=small_cfg(max_episode_steps=1000),
                            seed_ids=(2,), steps=400, out=tmp_path / "run", eval_every=0,
                            checkpoint_every=100, log_every=100, progress=False)
     with pytest.raises(NonFiniteError) as e:

@@ -17,7 +17,7 @@ from test_update import ACT, OBS, SMALL, random_batch
 import sqljax
 from experiments import evaluate, results
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CELL = ["--eval-every", "40", "--eval-episodes", "1", "--checkpoint-every", "40",

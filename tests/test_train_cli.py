@@ -28,7 +28,7 @@ from experiments import evaluate as evaluate_cli
 from experiments import train as train_cli
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--hidden-sizes", "32", "32", "--batch-size", "32", "--value-n-particles", "4",

@@ -24,7 +24,7 @@ from experiments import bench, transfer
 from sqljax import seeding
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
-from sqljax.loops import run_dir as rd
+from sqljax.store import run_dir as rd
 
 STEPS = 120
 LEARNING_STARTS = 40

@@ -1,12 +1,12 @@
 """Training drivers: thin shells around ``sqljax.update``. ``multi_seed.train(RunSpec)``
 trains N >= 1 seeds in lockstep with the gymnasium driver (:mod:`.gym_loop`) or the
 compiled loop for JAX-native envs (:mod:`.scan_loop`), writing one run-directory format
-(:mod:`.run_dir`). A single run is N = 1.
+(:mod:`sqljax.store.run_dir`). A single run is N = 1.
 """
 
+from sqljax.store import RunError
 
-class RunError(ValueError):
-    """Bad input to a run (directory, checkpoint, sizes, schedule); the message is one line."""
+__all__ = ["NonFiniteError", "RunError", "Stopped"]
 
 
 class NonFiniteError(RuntimeError):

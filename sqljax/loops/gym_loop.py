@@ -23,7 +23,7 @@ from sqljax import seeding
 from sqljax.envs import gym_adapter
 from sqljax.envs.gym_adapter import GymEnv, make_env
 from sqljax.loops import device
-from sqljax.loops.run_dir import RunSpec
+from sqljax.store.run_dir import RunSpec
 
 
 @functools.lru_cache(maxsize=8)

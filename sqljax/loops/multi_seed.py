@@ -1,7 +1,7 @@
 """The training driver: N >= 1 seeds in lockstep, on any environment (a single run is
 N = 1; seed ``i`` is the same run whatever N is: :mod:`sqljax.seeding`).
 
-:func:`train` runs a :class:`~sqljax.loops.run_dir.RunSpec` with one of two programs,
+:func:`train` runs a :class:`~sqljax.store.run_dir.RunSpec` with one of two programs,
 both vmapped over the seed axis and sharded over the devices: for gymnasium envs
 :class:`~sqljax.loops.gym_loop.GymProgram` (one device call per env step for all
 seeds), for JAX-native envs :class:`~sqljax.loops.scan_loop.JaxProgram` (one compiled
@@ -9,7 +9,7 @@ seeds), for JAX-native envs :class:`~sqljax.loops.scan_loop.JaxProgram` (one com
 (``log_every``, ``eval_every``, ``checkpoint_every``, the end) it fetches the statistics,
 stops on the first non-finite loss or parameter (naming seed, env step and update),
 evaluates, and writes each seed's metrics row and the checkpoint
-(:mod:`sqljax.loops.run_dir`). ``resume`` continues from the last complete checkpoint,
+(:mod:`sqljax.store.run_dir`). ``resume`` continues from the last complete checkpoint,
 bit for bit for the JAX-native loop (gymnasium envs start new episodes); ``init_from``
 starts every seed from pretrained learners (:func:`load_init_states`).
 """
@@ -36,9 +36,9 @@ import sqljax
 from sqljax import seeding
 from sqljax.envs import make_jax_env, registry
 from sqljax.loops import NonFiniteError, RunError, Stopped, device
-from sqljax.loops import run_dir as rd
-from sqljax.loops.metrics_log import MetricsLog
-from sqljax.loops.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
+from sqljax.store import run_dir as rd
+from sqljax.store.metrics_log import MetricsLog
+from sqljax.store.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
 
 
 def check_seed_count(n_seeds: int, n_devices: int) -> None:

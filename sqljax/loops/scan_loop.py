@@ -32,7 +32,8 @@ import sqljax
 from sqljax import seeding
 from sqljax.envs.jax_env import action_affine, rollout, space_dims
 from sqljax.loops import device
-from sqljax.loops.run_dir import RunError, RunSpec
+from sqljax.store import RunError
+from sqljax.store.run_dir import RunSpec
 
 
 class TrainFns(NamedTuple):

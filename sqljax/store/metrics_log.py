@@ -1,6 +1,6 @@
 """The metrics writer of a run: per seed, ``seed{i}/metrics.csv`` (a row per log point)
 and TensorBoard events with the same numbers; on resume, the rows after the checkpoint
-are dropped (:func:`truncate_csv`). Reading: :func:`sqljax.loops.run_dir.read_metrics`."""
+are dropped (:func:`truncate_csv`). Reading: :func:`sqljax.store.run_dir.read_metrics`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sqljax.loops.run_dir import METRICS_FILE
+from sqljax.store.run_dir import METRICS_FILE
 
 
 def truncate_csv(path: Path, step: int, columns: Sequence[str]) -> None:

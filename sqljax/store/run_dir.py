@@ -7,7 +7,7 @@ Layout::
     config.json            the SQLConfig
     seed{i}/metrics.csv    per seed: a row per log point, evaluation columns where due
     seed{i}/events.*       per seed: the same numbers as TensorBoard scalars
-                           (both written by :mod:`sqljax.loops.metrics_log`)
+                           (both written by :mod:`sqljax.store.metrics_log`)
     checkpoints/step_*/    the last few checkpoints (``damaged_step_*``: set aside on resume)
     .lock                  the pid and host of the process writing the run (:func:`hold`)
 
@@ -39,7 +39,7 @@ import numpy as np
 
 import sqljax
 from sqljax import seeding
-from sqljax.loops import RunError
+from sqljax.store import RunError
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
