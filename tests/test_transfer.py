@@ -278,3 +278,58 @@ def test_anneal_span_scales_with_the_run():
     assert transfer.anneal_steps_for(10_000, 0.2) == 2_000
     assert transfer.anneal_steps_for(1_000_000, 0.2) == transfer.PAPER_ANNEAL_STEPS
     assert transfer.anneal_steps_for(10_000, 0.2, explicit=0) == 0
+
+
+# --------------------------------------------------------------------- comparing protocols
+def test_report_compares_arms_of_studies_sharing_scratch(study, tmp_path, capsys):
+    """Two studies with the same scratch runs: each fine-tuned arm against scratch, the
+    numbers equal the study's own summary, and the committed curves.csv alone gives the
+    same report again."""
+    import shutil
+
+    from experiments import transfer_report as tr
+
+    other = tmp_path / "other"
+    shutil.copytree(study, other)
+    out = tmp_path / "report"
+    assert tr.main([str(study), str(other), "--names", "paper", "again", "--out", str(out),
+                    "--bootstrap-reps", "1000"]) == 0
+    rows = tr.read_curves(out / "curves.csv")
+    assert {r["arm"] for r in rows} == {"paper", "again", "scratch"}
+    for r in rows:
+        run = study / TASK / ("scratch" if r["arm"] == "scratch" else "finetune")
+        m = {int(x["step"]): x for x in rd.read_metrics(run, r["seed"])}[r["step"]]
+        assert r["eval_return_det"] == pytest.approx(float(m["eval_return_det"]), rel=1e-5)
+        assert r["target_mean"] == pytest.approx(float(m["target_mean"]), rel=1e-5)
+    report = json.loads((out / "report.json").read_text())
+    own = json.loads((study / "summary.json").read_text())["tasks"][TASK]["finetune_minus_scratch"]
+    for mode in ("stochastic", "deterministic"):
+        m = report["tasks"][TASK][mode]
+        for what in ("final", "average"):
+            d = m["paper"]["minus_scratch"][what]
+            assert d["value"] == pytest.approx(own[mode][what]["value"], abs=1e-3)
+            same = m["again"]["minus_scratch"][what]
+            assert {k: d[k] for k in ("value", "ci_low", "ci_high")} == {
+                k: same[k] for k in ("value", "ci_low", "ci_high")}
+            assert (d["verdict"], same["verdict"]) in {("paper higher", "again higher"),
+                                                       ("scratch higher",) * 2,
+                                                       ("no clear difference",) * 2}
+    table = (out / "report.md").read_text()
+    assert table.count(f"| {TASK} |") == 4  # 2 modes x 2 fine-tuned arms
+    assert (out / "report.png").stat().st_size > 10_000
+    again = tmp_path / "again"
+    assert tr.main(["--curves", str(out / "curves.csv"), "--out", str(again),
+                    "--bootstrap-reps", "1000"]) == 0
+    assert (again / "report.json").read_text() == (out / "report.json").read_text()
+
+    # Studies with other scratch runs, or bad names, are refused in one line.
+    metrics = other / TASK / "scratch" / "seed0" / "metrics.csv"
+    text = metrics.read_text().splitlines()
+    last = text[-1].split(",")
+    last[5] = str(float(last[5]) + 1.0)  # eval_return
+    metrics.write_text("\n".join(text[:-1] + [",".join(last)]) + "\n")
+    capsys.readouterr()
+    assert tr.main([str(study), str(other), "--out", str(tmp_path / "bad")]) == 2
+    assert "holds other scratch runs" in one_error_line(capsys)
+    assert tr.main([str(study), "--names", "a", "b", "--out", str(tmp_path / "bad")]) == 2
+    assert "--names needs 1 distinct names" in one_error_line(capsys)
