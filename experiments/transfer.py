@@ -142,9 +142,9 @@ class Plan:
     settings: dict[str, Any]
 
 
-def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.SQLConfig, int, int]:
-    """The checkpoint ``path`` names, its config and sizes; RunError if it is a
-    multi-seed checkpoint without one of ``seed_ids``."""
+def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.SQLConfig, int, int, str]:
+    """The checkpoint ``path`` names, its config, sizes and env (if recorded); RunError
+    if it is a multi-seed checkpoint without one of ``seed_ids``."""
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     counters = meta.get("metadata", {})
@@ -156,7 +156,7 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.
                            f"{missing}; choose --seeds / --first-seed among them")
     try:
         cfg = sqljax.SQLConfig.from_dict(meta["config"])
-        return ckpt, cfg, int(meta["obs_dim"]), int(meta["action_dim"])
+        return ckpt, cfg, int(meta["obs_dim"]), int(meta["action_dim"]), counters.get("env_id", "unknown")
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"--pretrained {ckpt}: unreadable config or sizes ({e})") from None
 
@@ -183,7 +183,7 @@ def make_plan(args) -> Plan:
     pretrain_id = resolve_env_id(PRETRAIN_ENV)
     try:
         if args.pretrained:
-            src, pre_cfg, obs_dim, action_dim = _pretrained_sizes(args.pretrained, seed_ids)
+            src, pre_cfg, obs_dim, action_dim, pretrain_id = _pretrained_sizes(args.pretrained, seed_ids)
             for name in ("hidden_sizes", "n_q"):
                 want = overrides.get(name, getattr(pre_cfg, name))
                 if (tuple(want) if name == "hidden_sizes" else want) != getattr(pre_cfg, name):

@@ -333,3 +333,13 @@ def test_report_compares_arms_of_studies_sharing_scratch(study, tmp_path, capsys
     assert "holds other scratch runs" in one_error_line(capsys)
     assert tr.main([str(study), "--names", "a", "b", "--out", str(tmp_path / "bad")]) == 2
     assert "--names needs 1 distinct names" in one_error_line(capsys)
+
+
+def test_plan_records_the_pretrained_learners_env():
+    """--pretrained learners carry the env they were trained on; the study's settings say it."""
+    zoo = Path(__file__).resolve().parents[1] / "zoo" / "AntAnyDirection-v1" / "pretrain"
+    args = transfer.build_parser().parse_args(["--pretrained", str(zoo), "--seeds", "2",
+                                               "--tasks", "AntHallwayWide-v1"])
+    plan = transfer.make_plan(args)
+    assert plan.settings["pretrain_env"] == "sqljax/AntAnyDirection-v1"
+    assert plan.pretrain is None and plan.pretrained == str(zoo)
