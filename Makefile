@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 ENV   ?= Ant
+# The algorithm: sql (default), ddpg (PRESET=modern / --preset modern: TD3).
+LEARNER ?=
 STEPS ?=
 SEED  ?= 0
 OUT   ?=
@@ -43,22 +45,22 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 bench-update: install
-	$(PY) -m experiments.bench_update $(ARGS)
+	$(PY) -m experiments.perf.bench_update $(if $(LEARNER),--learner $(LEARNER)) $(ARGS)
 
 bench-seeds: install
-	$(PY) -m experiments.bench_seeds $(ARGS)
+	$(PY) -m experiments.perf.bench_seeds $(ARGS)
 
 train: install
-	$(PY) -m experiments.train --env $(ENV) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(PY) -m experiments.train $(if $(LEARNER),--learner $(LEARNER)) --env $(ENV) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 eval: install
 	$(PY) -m experiments.evaluate --ckpt $(CKPT) --episodes $(EPISODES) $(ARGS)
 
 multigoal: install
-	$(PY) -m experiments.multigoal --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(PY) -m experiments.studies.multigoal --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 bench: install
-	$(PY) -m experiments.bench --env $(ENV) --seeds $(SEEDS) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(PY) -m experiments.bench $(if $(LEARNER),--learner $(LEARNER)) --env $(ENV) --seeds $(SEEDS) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 pretrain: install
 	$(PY) -m experiments.train --env AntAnyDirection --preset pretrain --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) --out $(if $(OUT),$(OUT),runs/pretrain/AntAnyDirection/seed$(SEED)) $(ARGS)
@@ -67,9 +69,9 @@ finetune: install
 	$(PY) -m experiments.train --env $(TASK) --init-from $(FROM) --seed $(SEED) $(if $(STEPS),--steps $(STEPS)) $(if $(OUT),--out $(OUT)) $(FINETUNE_ARGS) $(ARGS)
 
 transfer: install
-	$(PY) -m experiments.transfer $(ARGS)
+	$(PY) -m experiments.studies.transfer $(ARGS)
 
-# GPU benchmark on a machine with a CUDA jax and no package index (experiments/bench_gpu.py).
+# GPU benchmark on a machine with a CUDA jax and no package index (experiments/perf/bench_gpu.py).
 # Here: `make gpu-wheels` fills $(WHEEL_DIR) with the wheels sqljax needs beyond the jax
 # stack (CPython 3.12, manylinux x86_64). There: `make bench-gpu` installs them into
 # $(GPU_SITE) and runs the benchmark with $(GPU_PY), never the venv. To try it here:
@@ -91,13 +93,14 @@ bench-gpu:
 	       $(GPU_PY) -c 'import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]' \
 	         $(GPU_SITE) $(WHEEL_DIR)/*.whl; }; \
 	fi
-	PYTHONPATH=$(CURDIR):$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m experiments.bench_gpu $(ARGS)
+	PYTHONPATH=$(CURDIR):$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m experiments.perf.bench_gpu $(ARGS)
 
-# One results cell: TASK (required), PRESET (code), SEEDS (3), STEPS (300000); trains or
-# resumes runs/results/<task>/<preset>, then writes results/, zoo/ and the table.
+# One results cell: TASK (required), LEARNER (sql), PRESET (code), SEEDS (3), STEPS (300000);
+# trains or resumes runs/results/<task>/<cell> (cell: the preset for SQL, else
+# <learner>-<preset>), then writes results/, zoo/ and the table.
 results: install
 	$(if $(filter command line,$(origin TASK)),,$(error make results needs TASK=..., e.g. TASK=Hopper))
-	$(PY) -m experiments.results run --task $(TASK) $(if $(PRESET),--preset $(PRESET)) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS)) $(if $(STEPS),--steps $(STEPS)) $(ARGS)
+	$(PY) -m experiments.results run --task $(TASK) $(if $(LEARNER),--learner $(LEARNER)) $(if $(PRESET),--preset $(PRESET)) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS)) $(if $(STEPS),--steps $(STEPS)) $(ARGS)
 
 results-table: install
 	$(PY) -m experiments.results table

@@ -8,8 +8,9 @@ seeds, the seed axis sharded over all devices), then statistics across seeds.
     python -m experiments.bench --compare runs/bench/hc-code runs/bench/hc-paper --out cmp.png
     python -m experiments.bench --summarize runs/bench/hc          # redo summary.json, curves.png
 
-Every SQLConfig field is a flag (``--reward-scale 30``, ``--hidden-sizes 256 256``), as in
-``experiments.train``; ``--preset`` picks the base (default: the task's, else "code").
+``--learner`` picks the algorithm (default sql; ddpg, whose ``modern`` preset is TD3);
+every field of its config is a flag (``--reward-scale 30``, ``--hidden-sizes 256 256``), as
+in ``experiments.train``; ``--preset`` picks the base (default: the task's, else "code").
 Writes under ``--out`` (default ``runs/bench/<env>/<label>``): run.json, config.json,
 seed{i}/metrics.csv and TensorBoard events, checkpoints/step_*/, summary.json (per evaluation step: mean and
 IQM across seeds with 95 % stratified-bootstrap confidence intervals, for stochastic and
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from experiments import cli, stats
+from sqljax import learners
 from sqljax.envs import registry
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
@@ -44,12 +46,15 @@ MODES = ("stochastic", "deterministic")
 _MODE_COLUMN = {"stochastic": "eval_return", "deterministic": "eval_return_det"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(learner: learners.Learner | None = None) -> argparse.ArgumentParser:
+    learner = learner or learners.get(None)
     p = cli.Parser(prog="python -m experiments.bench",
-                description="Train N seeds of Soft Q-Learning in lockstep (vmapped, sharded over "
-                            "devices) and summarise them with IQM / mean and bootstrap CIs.",
+                description="Train N seeds of a learner (default Soft Q-Learning; --learner ddpg "
+                            "for DDPG and TD3) in lockstep (vmapped, sharded over devices) and "
+                            "summarise them with IQM / mean and bootstrap CIs.",
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run = cli.add_run_flags(p, keep_checkpoints=2)
+    cli.add_learner_flag(p)
+    run = cli.add_run_flags(p, keep_checkpoints=2, learner=learner)
     run.add_argument("--seeds", type=int, default=8, help="number of seeds N (a multiple of the "
                      "device count)")
     run.add_argument("--first-seed", type=int, default=0, help="seed indices are first-seed .. "
@@ -69,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "plotted by --compare")
     st.add_argument("--summarize", metavar="RUN_DIR", help="recompute summary.json and "
                     "curves.png of a run from its metrics")
-    cli.add_config_flags(p, "hyperparameters (SQLConfig fields; default: the preset's)")
+    cli.add_config_flags(p, f"hyperparameters ({learner.config_class.__name__} fields; default: "
+                         "the preset's)", learner=learner)
     return p
 
 
@@ -84,21 +90,17 @@ def _default_label(preset: str, overrides: dict[str, Any]) -> str:
 def spec_from_args(args) -> RunSpec:
     if not args.env:
         raise RunError("--env is required (or --resume / --compare / --summarize)")
-    env_id = cli.task_env_id(args.env)
-    overrides = cli.config_overrides(args)
-    pretrained = cli.pretrained_config(args.init_from) if args.init_from else None
-    preset = args.preset or (None if pretrained else registry.default_preset(env_id))
-    cfg = cli.make_config(env_id, preset, overrides, pretrained)
-    steps = args.steps or registry.default_steps(env_id)
-    label = args.label or _default_label(preset or "finetune", overrides)
-    out = (Path(args.out) if args.out
-           else Path("runs") / "bench" / registry.short_name(env_id) / _slug(label))
+    learner = learners.get(args.learner)
+    if args.preset is None and not args.init_from:
+        args.preset = learner.task_preset(cli.task_env_id(args.env))
+    label = args.label or _default_label(cli.run_name(learner, args.preset or "finetune"),
+                                         cli.config_overrides(args))
+
+    def default_out(env_id, preset, overrides):
+        return Path("runs") / "bench" / registry.short_name(env_id) / _slug(label)
+
     seed_ids = tuple(range(args.first_seed, args.first_seed + args.seeds))
-    return RunSpec(env_id=env_id, config=cfg, seed_ids=seed_ids, steps=steps, out=out,
-                   base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
-                   progress=not args.no_progress, preset=preset, label=label,
-                   devices=args.devices, init_from=args.init_from,
-                   **cli.schedule(args, steps, registry.is_jax_native(env_id)))
+    return cli.new_run_spec(args, seed_ids, default_out, base_seed=args.seed, label=label)
 
 
 def _slug(text: str) -> str:
@@ -227,7 +229,10 @@ def _report(summary: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     import jax
 
-    parser = build_parser()
+    try:
+        parser = build_parser(cli.chosen_learner(argv))
+    except cli.BadInput as e:
+        return cli.report_error(e, "interrupted")
     lead = jax.process_index() == 0
     try:
         args = parser.parse_args(argv)

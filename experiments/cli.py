@@ -1,6 +1,7 @@
-"""What the command lines share: one-line errors and exit statuses, SQLConfig's fields as
-flags (``--reward-scale 30``, ``--hidden-sizes 256 256``), the run flags and their
-defaults (from the task table), and how a run is resumed.
+"""What the command lines share: one-line errors and exit statuses, the learner
+(``--learner sql|ddpg``) and its config's fields as flags (``--reward-scale 30``,
+``--hidden-sizes 256 256``; the chosen learner's fields and help), the run flags and their
+defaults (from the task table), how a new run is specified and how a run is resumed.
 
 Schedule flags (``--eval-every``, ``--checkpoint-every``, ``--log-every``) mean the same
 in every command: unset, a default from the run length; 0, never."""
@@ -11,11 +12,12 @@ import argparse
 import dataclasses
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqljax
+from sqljax import learners
 from sqljax.envs import registry
 from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id
 from sqljax.loops import NonFiniteError, RunError, Stopped
@@ -30,7 +32,9 @@ EXIT_INTERRUPTED = 130
 BAD_INPUT_ERRORS = (RunError, EnvError, sqljax.CheckpointError, OSError)
 
 CONFIG_HELP: dict[str, str] = {
-    "hidden_sizes": "hidden layer sizes of Q and the sampler",
+    "warmup_actions": "policy (act with the learner from the start) or uniform (uniform "
+                      "actions, the same for every learner, until learning_starts)",
+    "hidden_sizes": "hidden layer sizes of the networks",
     "qf_lr": "Adam learning rate of Q",
     "policy_lr": "Adam learning rate of the sampler",
     "batch_size": "transitions per update",
@@ -52,6 +56,16 @@ CONFIG_HELP: dict[str, str] = {
     "noise_bank_size": "fine-tuning: K_xi fixed noise vectors, shrinking to 1 (0 = off)",
     "q_units": "scaled (Q in scaled-reward units, the authors' code) or reward (Q in reward "
                "units, alpha in the soft value; --init-from converts)",
+    # DDPG / TD3
+    "actor_lr": "Adam learning rate of the actor",
+    "critic_lr": "Adam learning rate of the critic(s)",
+    "exploration": "ou (Ornstein-Uhlenbeck noise, reset each episode) or gaussian",
+    "ou_theta": "OU noise's mean reversion theta",
+    "ou_sigma": "OU noise's scale sigma",
+    "exploration_sigma": "std of the gaussian exploration noise",
+    "policy_noise": "TD3's target policy smoothing std (0 = off)",
+    "noise_clip": "TD3's clip of the target smoothing noise",
+    "policy_delay": "critic updates per actor and target update (TD3: 2)",
 }
 
 
@@ -119,14 +133,34 @@ def check_at_least(args: argparse.Namespace, least: Mapping[str, int]) -> None:
             raise RunError(f"{flag(name)} must be an integer >= {lo}, got {v}")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, title: str,
-                     skip: Iterable[str] = ()) -> argparse._ArgumentGroup:
-    """A group with one flag per SQLConfig field (``--reward-scale``; ``--reward_scale``
-    works too), stored as ``cfg_<field>``, None unless given. The help shows the
-    authors' (``code`` preset) value."""
+def chosen_learner(argv: Sequence[str] | None) -> learners.Learner:
+    """The learner ``--learner`` names in ``argv`` (default SQL), read before the full
+    command line so that the flags and help are the chosen learner's."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--learner")
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return learners.get(known.learner)
+    except ValueError as e:
+        raise BadInput(f"--learner: {e}") from None
+
+
+def add_learner_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--learner", choices=learners.names(), help="the algorithm: "
+                        + ", ".join(f"{n} ({learners.get(n).title})" for n in learners.names())
+                        + f" (default {learners.DEFAULT}; ddpg's modern preset is TD3; on --resume: "
+                        "the run's; the flags below are the chosen learner's)")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, title: str, skip: Iterable[str] = (),
+                     learner: learners.Learner | None = None) -> argparse._ArgumentGroup:
+    """A group with one flag per field of the learner's config (default SQL's;
+    ``--reward-scale``; ``--reward_scale`` works too), stored as ``cfg_<field>``, None
+    unless given. The help shows the ``code`` preset's value."""
+    learner = learner or learners.get(None)
     group = parser.add_argument_group(title)
     skip = set(skip)
-    for f in dataclasses.fields(sqljax.SQLConfig):
+    for f in dataclasses.fields(learner.config_class):
         if f.name in skip:
             continue
         default = list(f.default) if isinstance(f.default, tuple) else f.default
@@ -150,21 +184,24 @@ def add_config_flags(parser: argparse.ArgumentParser, title: str,
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The SQLConfig fields given on the command line."""
-    return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(sqljax.SQLConfig)
-            if getattr(args, f"cfg_{f.name}", None) is not None}
+    """The config fields given on the command line (``cfg_<field>`` options)."""
+    return {k.removeprefix("cfg_"): v for k, v in vars(args).items()
+            if k.startswith("cfg_") and v is not None}
 
 
 def config_error(e: Exception) -> str:
-    """SQLConfig's validation message, led by the flag that set the field."""
-    m = re.match(r"SQLConfig\.(\w+) ", str(e))
+    """A config's validation message, led by the flag that set the field."""
+    m = re.match(r"\w+Config\.(\w+) ", str(e))
     return f"{flag(m.group(1))}: {e}" if m else str(e)
 
 
 # ------------------------------------------------------------------------------ run flags
 
-def add_run_flags(parser: argparse.ArgumentParser, keep_checkpoints: int) -> argparse._ArgumentGroup:
-    """The flags every training command has (``--env`` ... ``--no-progress``)."""
+def add_run_flags(parser: argparse.ArgumentParser, keep_checkpoints: int,
+                  learner: learners.Learner | None = None) -> argparse._ArgumentGroup:
+    """The flags every training command has (``--env`` ... ``--no-progress``); ``--preset``
+    takes the presets of ``learner`` (default SQL)."""
+    learner = learner or learners.get(None)
     run = parser.add_argument_group("run")
     run.add_argument("--env", help="task: gymnasium id or short name (Ant, HalfCheetah, Hopper, "
                      "Walker2d, Swimmer, Humanoid (v5), Pendulum, AntAnyDirection, AntHallway(Wide|"
@@ -173,8 +210,9 @@ def add_run_flags(parser: argparse.ArgumentParser, keep_checkpoints: int) -> arg
     run.add_argument("--steps", type=int, help="env steps per seed (default: the task's, e.g. 1M "
                      "for MuJoCo, 30k for Pendulum; on --resume: the run's)")
     run.add_argument("--out", help="run directory")
-    run.add_argument("--preset", choices=sorted(sqljax.PRESETS), help="hyperparameter preset "
-                     "(default: the task's, else code; with --init-from: the pretrained run's config)")
+    run.add_argument("--preset", choices=sorted(learner.presets), help=f"{learner.title}'s "
+                     "hyperparameter preset (default: the task's, else code; with --init-from: the "
+                     "pretrained run's config)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last "
                      "complete checkpoint (gymnasium envs start new episodes)")
     run.add_argument("--init-from", metavar="CKPT_OR_RUN_DIR", help="start Q and the sampler from "
@@ -228,25 +266,60 @@ def task_env_id(name: str) -> str:
 
 
 def make_config(env_id: str, preset: str | None, overrides: dict[str, Any],
-                base: sqljax.SQLConfig | None = None) -> sqljax.SQLConfig:
-    """The run's SQLConfig: ``base`` (a pretrained run's, when no preset is given) or the
-    preset (default: the task's) with the task's reward scale, then the overrides."""
+                base: Any = None, learner: learners.Learner | None = None) -> Any:
+    """The run's config: ``base`` (a pretrained run's, when no preset is given) or the
+    learner's preset (default: the task's) with the task's settings (SQL: its reward
+    scale), then the overrides. ``learner``: default SQL, or ``base``'s."""
+    learner = learner or (learners.of_config(base) if base is not None else learners.get(None))
     try:
         if base is not None and preset is None:
             return base.replace(**overrides)
-        return sqljax.SQLConfig.preset(preset or registry.default_preset(env_id), task=env_id,
-                                       **overrides)
+        return learner.make_config(preset, task=env_id, **overrides)
     except (ValueError, TypeError) as e:
         raise RunError(config_error(e)) from None
 
 
-def pretrained_config(init_from: str) -> sqljax.SQLConfig:
-    """The hyperparameters of the checkpoint (or run directory) ``--init-from`` names."""
+def pretrained_config(init_from: str, learner: learners.Learner | None = None) -> Any:
+    """The hyperparameters of the checkpoint (or run directory) ``--init-from`` names;
+    RunError if it holds another learner than ``learner`` (None: any)."""
     src = rd.find_checkpoint(init_from)
+    meta = sqljax.read_checkpoint_metadata(src)
+    saved = meta.get("learner", learners.DEFAULT)
+    if learner is not None and saved != learner.name:
+        raise RunError(f"--init-from {src} holds a {saved} learner, not {learner.name}; start a "
+                       f"{learner.name} run from a {learner.name} checkpoint (or pass --learner {saved})")
     try:
-        return sqljax.SQLConfig.from_dict(sqljax.read_checkpoint_metadata(src)["config"])
+        return learners.config_from_dict(meta["config"], saved)
     except (ValueError, KeyError) as e:
         raise RunError(f"--init-from {src}: unreadable config ({e})") from None
+
+
+def new_run_spec(args: argparse.Namespace, seed_ids: tuple[int, ...], default_out, **extra) -> rd.RunSpec:
+    """A new run's spec from the command line (``--env``, ``--learner``, ``--preset``, config
+    flags, ``--init-from``, schedule): the setup every training command shares.
+    ``default_out(env_id, preset, overrides) -> Path`` names the run directory when
+    ``--out`` is not given; ``extra``: more RunSpec fields (label, base_seed)."""
+    if not args.env:
+        raise RunError("--env is required (or --resume RUN_DIR to continue a run)")
+    env_id = task_env_id(args.env)
+    learner = learners.get(getattr(args, "learner", None))
+    overrides = config_overrides(args)
+    base = pretrained_config(args.init_from, learner) if args.init_from else None
+    cfg = make_config(env_id, args.preset, overrides, base, learner)
+    steps = args.steps or registry.default_steps(env_id)
+    out = Path(args.out) if args.out else Path(default_out(env_id, args.preset, overrides))
+    spec = rd.RunSpec(env_id=env_id, config=cfg, seed_ids=seed_ids, steps=steps, out=out,
+                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
+                      init_from=args.init_from, preset=args.preset, devices=args.devices,
+                      **schedule(args, steps, registry.is_jax_native(env_id)), **extra)
+    rd.check_new(spec)  # before anything is built (the run checks again, holding the directory)
+    return spec
+
+
+def run_name(learner: learners.Learner, preset: str) -> str:
+    """A preset's directory name: the preset for SQL (``code``), else ``<learner>-<preset>``
+    (``ddpg-code``), so that the committed SQL cells keep their paths."""
+    return preset if learner.name == learners.DEFAULT else f"{learner.name}-{preset}"
 
 
 def spec_from_resume(args: argparse.Namespace) -> rd.RunSpec:
@@ -259,6 +332,10 @@ def spec_from_resume(args: argparse.Namespace) -> rd.RunSpec:
     run = rd.read_run(run_dir)
     given = [flag(k) for k in config_overrides(args)] + [
         f for f, v in (("--preset", args.preset), ("--init-from", args.init_from)) if v]
+    saved = learners.of_config(rd.read_config(run_dir)).name
+    if getattr(args, "learner", None) and args.learner != saved:
+        raise RunError(f"{run_dir} is a {saved} run; resume it without --learner (or with "
+                       f"--learner {saved})")
     if given:
         raise RunError(f"--resume continues a run with its own settings; drop {', '.join(given)} "
                        "(start a new run to change them)")
@@ -285,3 +362,13 @@ def spec_from_resume(args: argparse.Namespace) -> rd.RunSpec:
                                         else args.keep_checkpoints),
                       progress=not args.no_progress, preset=run.get("preset"), label=run.get("label"), devices=args.devices,
                       init_from=run.get("init_from"), **sched)
+
+
+def run_main(body: Callable[[], None], interrupted_hint: str) -> int:
+    """A command's exit status: 0 once ``body()`` returns; for a handled error
+    (:data:`HANDLED_ERRORS`) its one line and status from :func:`report_error`."""
+    try:
+        body()
+    except HANDLED_ERRORS as e:
+        return report_error(e, interrupted_hint)
+    return 0

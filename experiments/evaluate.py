@@ -28,21 +28,23 @@ import numpy as np  # noqa: E402
 import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
 from sqljax import seeding  # noqa: E402
-from sqljax.envs import gym_adapter, make_jax_env, registry  # noqa: E402
+from sqljax.envs import make_jax_env, registry  # noqa: E402
 from sqljax.envs.gym_adapter import EnvError, make_env, resolve_env_id  # noqa: E402
-from sqljax.envs.jax_env import rollout, space_dims  # noqa: E402
-from sqljax.loops import RunError  # noqa: E402
+from sqljax.envs.jax_env import space_dims  # noqa: E402
+from sqljax.loops import RunError, evaluation  # noqa: E402
+from sqljax.loops.evaluation import rollout  # noqa: E402
 from sqljax.store import run_dir as rd  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(prog="python -m experiments.evaluate",
-                description="Evaluate a saved Soft Q-Learning policy and record a video.")
+                description="Evaluate a saved policy of any learner (SQL, DDPG, TD3) and record a video.")
     p.add_argument("--ckpt", required=True, help="checkpoint directory, or a run directory "
                    "(its latest checkpoint)")
     p.add_argument("--episodes", type=int, default=5, help="episodes per mode (default 5)")
     p.add_argument("--mode", choices=("both", "stochastic", "deterministic"), default="both",
-                   help="stochastic: fresh xi each step; deterministic: xi = 0 (default: both)")
+                   help="stochastic: the learner's exploring actions (SQL: fresh xi each step); "
+                        "deterministic: its greedy ones (SQL: xi = 0; DDPG: mu(s)) (default: both)")
     p.add_argument("--env", help="evaluate on this env instead of the run's (same sizes)")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts and noise (default 0)")
     p.add_argument("--max-episode-steps", type=int, help="time limit (default: the config's, "
@@ -170,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     agents = seeding.to_global(jax.tree.map(lambda x: np.asarray(x)[None], agent),
                              seeding.seed_sharding(mesh))
     deterministic = np.repeat([m == "deterministic" for m in modes], args.episodes)
-    out = gym_adapter.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
+    out = evaluation.evaluate(agents, mesh, {0: envs}, {0: env_seeds}, np.asarray(key)[None],
                             deterministic, record=record is not None)
     for env in envs:
         env.close()

@@ -1,4 +1,6 @@
-"""What a benchmark ran on: devices, package versions, the platform, ``nvidia-smi``."""
+"""What a run or benchmark ran on, gathered in one place: devices, the CPU, package
+versions, the platform, ``nvidia-smi``. :func:`device_info` is the full record (the
+benchmarks'), :func:`hardware` the compact one of a results cell."""
 
 from __future__ import annotations
 
@@ -41,6 +43,23 @@ def _or_error(fn: Callable[[], Any]) -> Any:
         return f"{type(e).__name__}: {e}"
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def hardware() -> dict[str, Any]:
+    """The compact record of a results cell (``cell.json``'s ``hardware``): platform,
+    device kind and count, CPU model and cores."""
+    dev = jax.devices()[0]
+    return {"platform": dev.platform, "device": dev.device_kind, "n_devices": jax.device_count(),
+            "cpu": cpu_model(), "cpu_cores": os.cpu_count()}
+
+
 def device_info() -> dict:
     devices = jax.devices()
     first = devices[0]
@@ -61,6 +80,7 @@ def device_info() -> dict:
         "default_matmul_precision": _or_error(lambda: str(jax.config.jax_default_matmul_precision)),
         "python": platform.python_version(),
         "host": platform.platform(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "xla_flags": os.environ.get("XLA_FLAGS"),
         "nvidia_smi": nvidia_smi(),

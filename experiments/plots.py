@@ -175,7 +175,7 @@ _ARM_STYLE = {"finetune": ("C0", "fine-tuned from the pretrained Ant"),
 
 def plot_transfer(study_dir: Path, tasks: list[str], n_seeds: int, settings: dict[str, Any],
                   path: Path, stat: str = "iqm") -> Path:
-    """transfer.png of a skill-transfer study (``experiments.transfer``): one column per
+    """transfer.png of a skill-transfer study (``experiments.studies.transfer``): one column per
     task, a row per evaluation mode; in each panel the fine-tuned and scratch curves
     (``stat`` over seeds) with their CI bands; a last row with each seed's mean TD target
     (``target_mean`` of ``metrics.csv``, scaled rewards), where the anneal shows."""

@@ -1,7 +1,8 @@
 """The results table and the zoo of trained agents, built up one cell at a time.
 
-A *cell* is one task and preset trained for N seeds in lockstep (``experiments.bench``).
-Its small artifacts live in the repository:
+A *cell* is one task, learner and preset trained for N seeds in lockstep
+(``experiments.bench``). Its small artifacts live in the repository, under the cell's
+name: the preset for SQL (``code``), ``<learner>-<preset>`` for the others (``ddpg-code``):
 
     results/<task>/<preset>/cell.json    command, config, schedule, hardware, physics,
                                          final returns (mean, IQM, 95 % CIs), throughput
@@ -14,6 +15,7 @@ Its small artifacts live in the repository:
     zoo/<task>/<preset>/seed<i>/         each seed's final learner (``sqljax.export_learner``)
 
     python -m experiments.results run --task Hopper --preset code --seeds 3 --steps 300000
+    python -m experiments.results run --task Hopper --learner ddpg --preset modern   # TD3
     python -m experiments.results collect runs/results/Hopper/code   # cell files + zoo
     python -m experiments.results table            # regenerate results/README.md
     python -m experiments.results table --check    # exit 1 if README.md is stale
@@ -31,7 +33,6 @@ import csv
 import io
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ import numpy as np
 
 import sqljax
 from experiments import cli, stats
+from sqljax import learners
 
 RESULTS_DIR = Path("results")
 ZOO_DIR = Path("zoo")
@@ -82,7 +84,9 @@ def task_name(env_id: str) -> str:
 def bench_command(run: dict[str, Any]) -> list[str]:
     """The ``experiments.bench`` arguments that reproduce a run from its run record."""
     seeds = list(run["seed_ids"])
-    argv = ["--env", str(run["env_id"]), "--seeds", str(len(seeds)), "--steps", str(run["steps"]),
+    learner = run.get("learner", learners.DEFAULT)
+    argv = [] if learner == learners.DEFAULT else ["--learner", learner]
+    argv += ["--env", str(run["env_id"]), "--seeds", str(len(seeds)), "--steps", str(run["steps"]),
             "--preset", str(run["preset"]), "--eval-every", str(run["eval_every"]),
             "--eval-episodes", str(run["eval_episodes"])]
     if seeds[0]:
@@ -127,17 +131,10 @@ def load_curves(path: Path) -> tuple[np.ndarray, list[int], dict[str, np.ndarray
 
 
 def hardware() -> dict[str, Any]:
-    import jax
+    """What the cell ran on (:func:`experiments.machine.hardware`)."""
+    from experiments import machine
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    dev = jax.devices()[0]
-    return {"platform": dev.platform, "device": dev.device_kind, "n_devices": jax.device_count(),
-            "cpu": cpu, "cpu_cores": os.cpu_count()}
+    return machine.hardware()
 
 
 def physics(env_id: str) -> str:
@@ -166,11 +163,13 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     run_dir = Path(run_dir)
     run = rd.read_run(run_dir)
     seed_ids = [int(s) for s in run["seed_ids"]]
+    learner = learners.of_config(rd.read_config(run_dir))
     task, preset = task_name(run["env_id"]), str(run.get("preset") or run_dir.name)
+    name = cli.run_name(learner, preset)
     rows = read_curves(run_dir, seed_ids)
     if not rows:
         raise cli.RunError(f"{run_dir} has no evaluation of every seed yet; nothing to collect")
-    cell_dir = results_dir / task / preset
+    cell_dir = results_dir / task / name
     cell_dir.mkdir(parents=True, exist_ok=True)
     write_curves_csv(cell_dir / CURVES_FILE, rows)
 
@@ -178,14 +177,14 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     env_steps = int(rd.run_counters(rd.find_checkpoint(run_dir))["env_steps"])
     wall = [float(r["wall_time"]) for r in rd.read_metrics(run_dir, seed_ids[0]) if r.get("wall_time")]
     cell = {
-        "task": task, "env_id": run["env_id"], "preset": preset, "label": run.get("label"),
+        "task": task, "env_id": run["env_id"], "learner": learner.name, "preset": preset,
+        "label": run.get("label"),
         "seed_ids": seed_ids, "base_seed": int(run.get("base_seed", 0)),
         "steps": int(run["steps"]), "env_steps_done": env_steps,
         "command": "python -m experiments.bench " + " ".join(bench_command(run)),
         "runner": runner,
         "evaluation": {"every": int(run["eval_every"]), "episodes_per_seed": int(run["eval_episodes"]),
-                       "stochastic": "fresh xi ~ N(0, I) every step (the authors' protocol)",
-                       "deterministic": "xi = 0", "returns": "unscaled, separate eval envs"},
+                       **learner.eval_modes, "returns": "unscaled, separate eval envs"},
         "config": json.loads((run_dir / rd.CONFIG_FILE).read_text()),
         "physics": physics(run["env_id"]), "hardware": hardware(),
         "throughput": bench.throughput(run_dir, seed_ids),
@@ -195,10 +194,10 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     (cell_dir / CELL_FILE).write_text(json.dumps(cell, indent=2) + "\n")
     plot_cell(cell_dir)
     for i, sid in enumerate(seed_ids):
-        learner = jax.tree.map(lambda x, i=i: np.asarray(x)[i], states)
+        one = jax.tree.map(lambda x, i=i: np.asarray(x)[i], states)
         at_export = {m: r[m] for r in rows if r["seed"] == sid and r["step"] == env_steps
                      for m in MODES}
-        sqljax.export_learner(zoo_dir / task / preset / f"seed{sid}", learner, metadata={
+        sqljax.export_learner(zoo_dir / task / name / f"seed{sid}", one, metadata={
             "env_id": run["env_id"], "seed": sid, "env_steps": env_steps, "preset": preset,
             "eval_return": at_export or None, "results": str(cell_dir), "command": cell["command"]})
     return cell_dir
@@ -255,14 +254,14 @@ def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
     where = f"{hw['platform'].upper()}" + (f" ({hw['cpu_cores']} cores)" if hw["platform"] == "cpu" else
                                             f" ({hw['device']})")
     phys = "gymnasium (host MuJoCo)" if cell["physics"].startswith("gymnasium") else cell["physics"]
-    task = cell["task"]
+    task, name = cell["task"], cell_dir.name
     done = _steps_words(int(steps[-1]))
     if int(cell["steps"]) > int(steps[-1]):  # a cell stopped before its planned length
         done += f" (of {_steps_words(int(cell['steps']))})"
-    row = [task, cell["preset"], done, str(len(seeds)),
+    row = [task, name, done, str(len(seeds)),
            _fmt(final["stochastic"]), _fmt(final["deterministic"]), _fmt(late_est),
            _reference(task, int(steps[-1])), REFERENCE.get(task, {}).get("sac_1m", "—"),
-           f"{phys}, {where}", f"[curves]({task}/{cell['preset']}/{PLOT_FILE})"]
+           f"{phys}, {where}", f"[curves]({task}/{name}/{PLOT_FILE})"]
     notes = cell_dir / NOTES_FILE
     return row, notes.read_text().strip() if notes.is_file() else None
 
@@ -320,7 +319,7 @@ def write_table(results_dir: Path = RESULTS_DIR) -> Path:
 # ------------------------------------------------------------------------ running a cell
 
 def run_cell(task: str, preset: str, seeds: int, steps: int, run_dir: Path | None = None,
-             progress: bool = True, bench_args: Sequence[str] = ()) -> Path:
+             progress: bool = True, bench_args: Sequence[str] = (), learner: str | None = None) -> Path:
     """Train a cell (or resume it), collect it, export its learners and refresh the table.
     ``bench_args``: further ``experiments.bench`` flags for a new run (they override the
     cell schedule: evaluation every 10k steps, 5 episodes, a checkpoint every 25k)."""
@@ -329,23 +328,28 @@ def run_cell(task: str, preset: str, seeds: int, steps: int, run_dir: Path | Non
     from sqljax.store import run_dir as rd
 
     env_id = resolve_env_id(task)
-    run_dir = run_dir or RUNS_DIR / task_name(env_id) / preset
+    chosen = learners.get(learner)
+    name = cli.run_name(chosen, preset)
+    run_dir = run_dir or RUNS_DIR / task_name(env_id) / name
     flags = [] if progress else ["--no-progress"]
     if (run_dir / rd.RUN_FILE).exists():
         run = rd.read_run(run_dir)
-        if (run["env_id"], run.get("preset"), len(run["seed_ids"])) != (env_id, preset, seeds):
-            raise cli.RunError(f"{run_dir} holds {run['env_id']}/{run.get('preset')} with "
-                               f"{len(run['seed_ids'])} seeds, not {env_id}/{preset} with {seeds}; "
-                               "move it away or pick another --run-dir")
+        held = (run["env_id"], cli.run_name(learners.get(run.get("learner")), str(run.get("preset"))),
+                len(run["seed_ids"]))
+        if held != (env_id, name, seeds):
+            raise cli.RunError(f"{run_dir} holds {held[0]}/{held[1]} with {held[2]} seeds, not "
+                               f"{env_id}/{name} with {seeds}; move it away or pick another --run-dir")
         argv = ["--resume", str(run_dir), "--steps", str(steps), *flags]
     else:
-        argv = ["--env", env_id, "--seeds", str(seeds), "--steps", str(steps), "--preset", preset,
+        argv = ["--learner", chosen.name, "--env", env_id, "--seeds", str(seeds), "--steps", str(steps),
+                "--preset", preset,
                 "--out", str(run_dir), "--eval-every", str(EVAL_EVERY), "--eval-episodes",
                 str(EVAL_EPISODES), "--checkpoint-every", str(CHECKPOINT_EVERY), *flags, *bench_args]
     status = bench.main(argv)
     if status:
         raise SystemExit(status)
-    runner = f"make results TASK={task} PRESET={preset} SEEDS={seeds} STEPS={steps}"
+    runner = f"make results TASK={task} PRESET={preset} SEEDS={seeds} STEPS={steps}" + (
+        f" LEARNER={chosen.name}" if chosen.name != learners.DEFAULT else "")
     cell_dir = collect(run_dir, runner=runner)
     write_table()
     return cell_dir
@@ -358,10 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train (or resume) a cell, then collect it and refresh the table")
     r.add_argument("--task", required=True, help="task short name or gymnasium id (Hopper, Walker2d, ...)")
+    r.add_argument("--learner", choices=learners.names(), default=learners.DEFAULT,
+                   help=f"the algorithm (default {learners.DEFAULT}; ddpg --preset modern is TD3)")
     r.add_argument("--preset", default="code", help="hyperparameter preset (default code)")
     r.add_argument("--seeds", type=int, default=3, help="seeds in lockstep (default 3)")
     r.add_argument("--steps", type=int, default=300_000, help="env steps per seed (default 300000)")
-    r.add_argument("--run-dir", help="run directory (default runs/results/<task>/<preset>)")
+    r.add_argument("--run-dir", help="run directory (default runs/results/<task>/<cell name>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     c = sub.add_parser("collect", help="write a run's cell files and zoo exports")
     c.add_argument("run_dir", help="an experiments.bench run directory")
@@ -377,7 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             cli.check_at_least(args, {"seeds": 1, "steps": 1})
             cell = run_cell(args.task, args.preset, args.seeds, args.steps,
-                            Path(args.run_dir) if args.run_dir else None, not args.no_progress)
+                            Path(args.run_dir) if args.run_dir else None, not args.no_progress,
+                            learner=args.learner)
             print(f"cell {cell}; table {RESULTS_DIR / 'README.md'}")
         elif args.command == "collect":
             print(f"cell {collect(args.run_dir, runner=args.runner)}")

@@ -212,3 +212,16 @@ def difference_ci(a, b, reps: int, confidence: float, seed: int = 0) -> dict[str
     lo, hi = np.percentile(d, [100 * alpha, 100 * (1 - alpha)])
     return {"value": float(np.mean(a) - np.mean(b)), "ci_low": float(lo), "ci_high": float(hi),
             "share_positive": float(np.mean(d > 0))}
+
+
+def verdict(diff: Mapping[str, float], first: str, second: str, where: bool = False) -> str:
+    """Which group a :func:`difference_ci` of ``first`` minus ``second`` finds higher: the
+    one its CI lies on the side of, else no clear difference; ``where`` adds where the CI
+    lies (``"first higher (CI of the difference above 0)"``)."""
+    if diff["ci_low"] > 0:
+        words, side = f"{first} higher", "above 0"
+    elif diff["ci_high"] < 0:
+        words, side = f"{second} higher", "below 0"
+    else:
+        words, side = "no clear difference", "contains 0"
+    return f"{words} (CI of the difference {side})" if where else words

@@ -1,12 +1,15 @@
-"""Train Soft Q-Learning on one seed: the training driver with N = 1.
+"""Train a learner (Soft Q-Learning by default; ``--learner ddpg`` for DDPG and, with
+``--preset modern``, TD3) on one seed: the training driver with N = 1.
 
     python -m experiments.train --env Ant --steps 1000000 --seed 0 --out runs/ant
+    python -m experiments.train --learner ddpg --preset modern --env Hopper   # TD3
     python -m experiments.train --resume runs/ant            # continue after a stop
     python -m experiments.train --env AntHallway --init-from runs/pretrain/AntAnyDirection/seed0
     python -m experiments.train --env gymnax:Pendulum-v1     # a JAX-native env: compiled loop
 
 Seed S is seed S of ``experiments.bench`` (key ``fold_in(key(0), S)``): the same run.
-Every SQLConfig field is a flag (``--reward-scale 30``, ``--hidden-sizes 256 256``); the
+Every field of the learner's config is a flag (``--reward-scale 30``, ``--hidden-sizes 256
+256``); the
 rest of the run (evaluation, checkpoints, logging) has its own flags. ``--help`` lists
 them all. Writes the run directory of :mod:`sqljax.store.run_dir` (run.json,
 config.json, seed<S>/metrics.csv and TensorBoard events, checkpoints/step_*/) and
@@ -22,49 +25,45 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from experiments import cli, plots
+from sqljax import learners
 from sqljax.envs import registry
 from sqljax.loops import RunError, multi_seed
 from sqljax.store import run_dir as rd
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(learner: learners.Learner | None = None) -> argparse.ArgumentParser:
+    learner = learner or learners.get(None)
     p = cli.Parser(
         prog="python -m experiments.train",
-        description="Train Soft Q-Learning (Haarnoja et al. 2017) on one seed of an environment "
-                    "with continuous actions. Writes run.json, config.json, seed<S>/metrics.csv, "
-                    "TensorBoard events, checkpoints and learning_curve.png under --out.")
-    run = cli.add_run_flags(p, keep_checkpoints=3)
+        description="Train a learner (default Soft Q-Learning, Haarnoja et al. 2017; --learner "
+                    "ddpg for DDPG and TD3) on one seed of an environment with continuous "
+                    "actions. Writes run.json, config.json, seed<S>/metrics.csv, TensorBoard "
+                    "events, checkpoints and learning_curve.png under --out.")
+    cli.add_learner_flag(p)
+    run = cli.add_run_flags(p, keep_checkpoints=3, learner=learner)
     run.add_argument("--seed", type=int, help="seed index S (default 0; on --resume: the run's); "
                      "the run's key is fold_in(key(0), S), as seed S of experiments.bench")
-    cli.add_config_flags(p, "hyperparameters (SQLConfig fields; default: the preset's)")
+    cli.add_config_flags(p, f"hyperparameters ({learner.config_class.__name__} fields; default: "
+                         "the preset's)", learner=learner)
     return p
 
 
 def spec_from_args(args: argparse.Namespace) -> rd.RunSpec:
     """A new run's spec from the command line."""
-    if not args.env:
-        raise RunError("--env is required (or --resume RUN_DIR to continue a run)")
-    env_id = cli.task_env_id(args.env)
     seed = 0 if args.seed is None else args.seed
-    base = cli.pretrained_config(args.init_from) if args.init_from else None
-    cfg = cli.make_config(env_id, args.preset, cli.config_overrides(args), base)
-    steps = args.steps or registry.default_steps(env_id)
-    if args.out:
-        out = Path(args.out)
-    else:
+    learner = learners.get(args.learner)
+
+    def default_out(env_id, preset, overrides):
         kind = "-finetune" if args.init_from else ""
-        out = Path("runs") / f"{registry.short_name(env_id)}{kind}" / f"seed{seed}"
-    spec = rd.RunSpec(env_id=env_id, config=cfg, seed_ids=(seed,), steps=steps, out=out,
-                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
-                      init_from=args.init_from, preset=args.preset, devices=args.devices,
-                      **cli.schedule(args, steps, registry.is_jax_native(env_id)))
-    rd.check_new(spec)  # before anything is built (the run checks again, holding the directory)
-    return spec
+        name = "" if learner.name == learners.DEFAULT else f"-{learner.name}"
+        return Path("runs") / f"{registry.short_name(env_id)}{name}{kind}" / f"seed{seed}"
+
+    return cli.new_run_spec(args, (seed,), default_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     try:
+        parser = build_parser(cli.chosen_learner(argv))
         args = parser.parse_args(argv)
         cli.check_run_flags(args)
         if args.seed is not None and args.seed < 0:
@@ -78,17 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RunError(f"{spec.out} holds {len(spec.seed_ids)} seeds; continue it with "
                            "experiments.bench --resume")
         seed = spec.seed_ids[0]
+        learner = learners.of_config(spec.config)
         if not resume:
             preset = spec.preset or ("(from --init-from)" if spec.init_from
-                                     else registry.default_preset(spec.env_id))
-            print(f"run {spec.out}: {spec.env_id}, seed {seed}, {spec.steps} steps, "
-                  f"reward_scale {spec.config.reward_scale}, preset {preset}")
+                                     else learner.task_preset(spec.env_id))
+            scale = (f", reward_scale {spec.config.reward_scale}"
+                     if hasattr(spec.config, "reward_scale") else "")
+            print(f"run {spec.out}: {learner.title} on {spec.env_id}, seed {seed}, {spec.steps} "
+                  f"steps{scale}, preset {preset}")
         try:
             summary = multi_seed.train(spec, resume=resume)
         finally:  # also after a stop: the curve up to it
             if (spec.out / f"seed{seed}" / rd.METRICS_FILE).exists():
                 cli.after_run(plots.plot_learning_curve, spec.out,
-                              title=f"SQL on {spec.env_id}, seed {seed}")
+                              title=f"{learner.title} on {spec.env_id}, seed {seed}")
     except cli.HANDLED_ERRORS as e:
         return cli.report_error(e, "interrupted; continue with --resume from the last checkpoint")
     msg = (f"done: {summary['env_steps']} env steps, {summary['updates'][0]} updates, "

@@ -46,3 +46,10 @@ __all__ = [
     "task_reward_scale", "td_loss", "td_target", "uniform_actions", "update",
     "update_target",
 ]
+
+# Last, once the modules above are loaded: importing the environments makes the gymnasium
+# ids sqljax/MultiGoal-v0 and the Ant transfer tasks known to gymnasium, whenever it is
+# imported (sqljax.envs; gymnasium itself is not imported here).
+from sqljax import envs
+
+__all__ += ["envs"]

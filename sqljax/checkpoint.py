@@ -1,17 +1,19 @@
-"""Checkpoints of `SQLState` with orbax-checkpoint; the only module of the core that
-touches files.
+"""Checkpoints of any learner's state (SQL's `SQLState`, DDPG's, ...) with
+orbax-checkpoint; the only module of the core that touches files.
 
 Layout of a checkpoint directory:
-    <path>/sqljax.json   format tag, version, config, obs_dim, action_dim, user metadata
+    <path>/sqljax.json   format tag, version, learner name (none: SQL), config, obs_dim,
+                         action_dim, user metadata
     <path>/state/        orbax checkpoint of the learner state (arrays only)
     <path>/extra/        optional orbax checkpoint of a caller's pytree (replay, counters)
 
 A learner export (`export_learner`) is the compact form for sharing a trained agent:
     <path>/sqljax.json     as above, with "kind": "learner"
-    <path>/learner.msgpack the parameters (Q, target Q, sampler), noise bank, update
-                           count and key, in flax's msgpack encoding (no pickle)
+    <path>/learner.msgpack the learner's export fields (SQL: Q, target Q, sampler, noise
+                           bank, update count and key), in flax's msgpack encoding (no
+                           pickle)
 It drops the Adam moments and anything a run keeps beside the learner (replay, env
-state, counters); `load_checkpoint` gives it back as a full `SQLState` whose optimiser
+state, counters); `load_checkpoint` gives it back as a full state whose optimiser
 states are fresh, which is what evaluation and fine-tuning (`finetune_state`) need.
 
 A checkpoint is written into a hidden sibling directory and renamed into place once
@@ -39,14 +41,15 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from sqljax.config import SQLConfig
-from sqljax.update import SQLState, init, q_optimizer, sampler_optimizer
+from sqljax import learners
+from sqljax.learners.sql import EXPORT_FIELDS
 
 FORMAT = "sqljax-checkpoint"
 VERSION = 1
 META_FILE = "sqljax.json"
 LEARNER_FILE = "learner.msgpack"
-LEARNER_FIELDS = ("q_params", "target_q_params", "sampler_params", "noise_bank", "step", "key")
+#: What an export of an SQL learner keeps (each learner names its own).
+LEARNER_FIELDS = EXPORT_FIELDS
 
 
 class CheckpointError(ValueError):
@@ -104,7 +107,15 @@ def _restore_tree(directory: Path, like):
     return restored
 
 
-def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,
+def _learner_of(state: Any, what: str):
+    try:
+        return learners.of_state(state)
+    except TypeError:
+        raise TypeError(f"{what} expects a learner's state (e.g. an SQLState), got "
+                        f"{type(state).__name__}") from None
+
+
+def save_checkpoint(path: str | os.PathLike, state: Any, extra: Any = None,
                     metadata: dict[str, Any] | None = None) -> Path:
     """Write `state` (and optionally a pytree `extra` and JSON `metadata`) to `path`,
     replacing an earlier sqljax checkpoint there, atomically. Returns the path.
@@ -112,8 +123,7 @@ def save_checkpoint(path: str | os.PathLike, state: SQLState, extra: Any = None,
     Under ``jax.distributed`` every process calls it with the same (host) values: orbax
     writes the arrays from the primary process while all take part, and process 0
     renames the finished directory into place before any process returns."""
-    if not isinstance(state, SQLState):
-        raise TypeError(f"save_checkpoint expects an SQLState, got {type(state).__name__}")
+    _learner_of(state, "save_checkpoint")
     path = Path(path).absolute()
     multi = jax.process_count() > 1
     lead = jax.process_index() == 0
@@ -165,7 +175,7 @@ def _sync(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def export_learner(path: str | os.PathLike, state: SQLState,
+def export_learner(path: str | os.PathLike, state: Any,
                    metadata: dict[str, Any] | None = None) -> Path:
     """Write the compact export of one learner (see the module docstring) to `path`,
     atomically, replacing any checkpoint there. `state` must be a single learner (no
@@ -175,12 +185,11 @@ def export_learner(path: str | os.PathLike, state: SQLState,
     For the default network sizes an export is a few hundred kB (HalfCheetah ~0.25 MB,
     Ant ~0.45 MB): the parameters three times over (Q, target, sampler), nothing else.
     """
-    if not isinstance(state, SQLState):
-        raise TypeError(f"export_learner expects an SQLState, got {type(state).__name__}")
+    learner = _learner_of(state, "export_learner")
     if np.ndim(state.step):
         raise ValueError(f"export_learner takes one learner; this state has leading axes "
                          f"{tuple(np.shape(state.step))} (select one seed first)")
-    arrays = _to_host({f: getattr(state, f) for f in LEARNER_FIELDS})
+    arrays = _to_host({f: getattr(state, f) for f in learner.export_fields})
 
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True)
@@ -190,12 +199,13 @@ def export_learner(path: str | os.PathLike, state: SQLState,
     return _write_atomically(Path(path), write)
 
 
-def _write_meta(directory: Path, state: SQLState, metadata: dict[str, Any] | None,
+def _write_meta(directory: Path, state: Any, metadata: dict[str, Any] | None,
                 has_extra: bool, kind: str = "state") -> None:
     meta = {
         "format": FORMAT,
         "version": VERSION,
         "kind": kind,
+        "learner": learners.of_state(state).name,
         "config": state.config.to_dict(),
         "obs_dim": state.obs_dim,
         "action_dim": state.action_dim,
@@ -296,20 +306,24 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | os.PathLike) -> SQLState:
-    """Restore the `SQLState` saved at `path`, with its own config and sizes, as the same
-    pytree types `init` makes (optax states included). A state saved with leading seed
-    axes (a vmapped learner) comes back with the same axes."""
+def load_checkpoint(path: str | os.PathLike) -> Any:
+    """Restore the learner state saved at `path` (an `SQLState` for SQL, the checkpoint's
+    learner otherwise), with its own config and sizes, as the same pytree types the
+    learner's `init` makes (optax states included). A state saved with leading seed axes
+    (a vmapped learner) comes back with the same axes."""
     meta = read_checkpoint_metadata(path)
     try:
-        config = SQLConfig.from_dict(meta["config"])
+        learner = learners.get(meta.get("learner"))
+        config = learner.config_class.from_dict(meta["config"])
         obs_dim, action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}/{META_FILE} has an invalid config or sizes: {e}") from None
+        raise CheckpointError(f"{path}/{META_FILE} has an invalid learner, config or sizes: "
+                              f"{e}") from None
     batch_shape = tuple(int(n) for n in meta.get("batch_shape", []))
     if meta.get("kind", "state") == "learner":
-        return _load_learner(Path(path), config, obs_dim, action_dim)
-    template = jax.eval_shape(lambda: _stacked_init(config, obs_dim, action_dim, batch_shape))
+        return _load_learner(Path(path), learner, config, obs_dim, action_dim)
+    template = jax.eval_shape(lambda: _stacked_init(learner, config, obs_dim, action_dim,
+                                                    batch_shape))
     like = flax.serialization.to_state_dict(template)
     try:
         restored = _restore_tree(Path(path).absolute() / "state", like)
@@ -320,15 +334,17 @@ def load_checkpoint(path: str | os.PathLike) -> SQLState:
     return jax.tree.map(jax.numpy.asarray, state)
 
 
-def _load_learner(path: Path, config: SQLConfig, obs_dim: int, action_dim: int) -> SQLState:
-    """A full SQLState from a learner export: stored arrays, fresh optimiser states."""
-    fresh = init(jax.random.PRNGKey(0), config, obs_dim, action_dim)
+def _load_learner(path: Path, learner, config: Any, obs_dim: int, action_dim: int) -> Any:
+    """A full learner state from an export: stored arrays, fresh optimiser states (Adam's
+    initial state does not depend on the parameters' values)."""
+    fields = learner.export_fields
+    fresh = learner.init(jax.random.PRNGKey(0), config, obs_dim, action_dim)
     try:
         stored = flax.serialization.msgpack_restore((path / LEARNER_FILE).read_bytes())
-        like = {f: flax.serialization.to_state_dict(getattr(fresh, f)) for f in LEARNER_FIELDS}
-        if not isinstance(stored, dict) or set(stored) != set(LEARNER_FIELDS):
-            raise ValueError(f"expected the fields {', '.join(LEARNER_FIELDS)}")
-        for name in LEARNER_FIELDS:
+        like = {f: flax.serialization.to_state_dict(getattr(fresh, f)) for f in fields}
+        if not isinstance(stored, dict) or set(stored) != set(fields):
+            raise ValueError(f"expected the fields {', '.join(fields)}")
+        for name in fields:
             want = jax.tree_util.tree_flatten_with_path(like[name])[0]
             got = jax.tree_util.tree_flatten_with_path(stored[name])[0]
             if [k for k, _ in want] != [k for k, _ in got]:
@@ -341,16 +357,15 @@ def _load_learner(path: Path, config: SQLConfig, obs_dim: int, action_dim: int) 
         raise CheckpointError(f"could not restore the learner from {path}: "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     parts = {f: jax.tree.map(jax.numpy.asarray, flax.serialization.from_state_dict(
-        getattr(fresh, f), stored[f])) for f in LEARNER_FIELDS}
-    return fresh.replace(**parts,
-                         q_opt_state=q_optimizer(config).init(parts["q_params"]),
-                         sampler_opt_state=sampler_optimizer(config).init(parts["sampler_params"]))
+        getattr(fresh, f), stored[f])) for f in fields}
+    return fresh.replace(**parts)
 
 
-def _stacked_init(config: SQLConfig, obs_dim: int, action_dim: int, batch_shape: tuple[int, ...]):
+def _stacked_init(learner, config: Any, obs_dim: int, action_dim: int,
+                  batch_shape: tuple[int, ...]):
     """`init`'s state with leading axes `batch_shape` (e.g. (n_seeds,) for vmapped seeds)."""
     def make(key):
-        return init(key, config, obs_dim, action_dim)
+        return learner.init(key, config, obs_dim, action_dim)
 
     for _ in batch_shape:
         make = jax.vmap(make)

@@ -9,22 +9,41 @@ lives in units of scaled reward and the policy is pi(a|s) ∝ exp(Q(s, a)).
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
+import re
 from typing import Any
 
-from sqljax.envs import registry
+from sqljax.learners.protocol import (
+    DriverConfig,
+    check_field,
+    check_positive_float,
+    check_positive_int,
+)
 
-#: Reward scale (1 / alpha) per task in the authors' code, by short name (from the task
-#: table, :mod:`sqljax.envs.registry`).
-TASK_REWARD_SCALES: dict[str, float] = {t.short: t.reward_scale for t in registry.TASKS
-                                        if t.reward_scale is not None and t.kind == "gym"}
+#: Reward scale (1 / alpha) per task in the authors' code, by task name without prefix or
+#: version: the same for ``Ant``, ``Ant-v5``, ``mjx:Ant`` (and ``gymnax:Pendulum-v1``).
+TASK_REWARD_SCALES: dict[str, float] = {
+    "Swimmer": 30.0, "Hopper": 30.0, "HalfCheetah": 30.0, "Walker2d": 10.0, "Ant": 300.0,
+    "Humanoid": 100.0, "Pendulum": 10.0}
+
+#: The preset a task trains with unless one is named (every other task: ``code``).
+TASK_PRESETS: dict[str, str] = {
+    "MultiGoal": "multigoal", "AntAnyDirection": "pretrain", "AntHallwayWide": "pretrain",
+    "AntHallway": "pretrain", "AntHallwayNarrow": "pretrain", "AntUMaze": "pretrain"}
+
+
+def task_base_name(task: str) -> str:
+    """``mjx:Ant-v5``, ``gymnax:Pendulum-v1``, ``sqljax/AntUMaze-v1`` -> ``Ant``,
+    ``Pendulum``, ``AntUMaze``: the key of the per-task tables above."""
+    name = str(task).strip().split(":")[-1].split("/")[-1]
+    return re.sub(r"-v\d+$", "", name)
 
 
 @dataclasses.dataclass(frozen=True)
-class SQLConfig:
+class SQLConfig(DriverConfig):
     """Every hyperparameter of Soft Q-Learning. Frozen and hashable: it is static data of
     `SQLState`, so changing it recompiles, and it never changes inside a compiled step.
+    The drivers' fields (batch size, replay, warm-up, updates per step, episode length)
+    come from :class:`~sqljax.learners.protocol.DriverConfig`.
 
     Invalid values raise ``ValueError`` naming the field and its allowed range.
     """
@@ -34,7 +53,6 @@ class SQLConfig:
     # Adam learning rates.
     qf_lr: float = 3e-4
     policy_lr: float = 3e-4
-    batch_size: int = 128
     discount: float = 0.99
     # 1 / temperature. Rewards are multiplied by it in the TD target only.
     reward_scale: float = 1.0
@@ -53,11 +71,6 @@ class SQLConfig:
     target_tau: float = 1.0
     # Number of soft Q-functions; with 2, targets use the elementwise minimum.
     n_q: int = 1
-    # Replay and data collection (used by the drivers, not by `update`).
-    replay_size: int = 1_000_000
-    learning_starts: int = 1000
-    updates_per_step: int = 1
-    max_episode_steps: int = 1000
     # Fine-tuning schedules (off by default). Over the first `anneal_steps` updates the
     # reward scale moves log-linearly from `reward_scale` to `final_reward_scale`
     # (alpha from 1/reward_scale to 1/final_reward_scale), and, when
@@ -73,8 +86,7 @@ class SQLConfig:
     # reward scale, "reward" keeps the TD targets' scale and only sharpens the policy.
     q_units: str = "scaled"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+    def validate(self) -> None:
         _validate(self)
 
     # Derived sizes of the SVGD particle split.
@@ -93,28 +105,6 @@ class SQLConfig:
         """Temperature at the start of training, 1 / reward_scale."""
         return 1.0 / self.reward_scale
 
-    def replace(self, **changes: Any) -> "SQLConfig":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict of the fields."""
-        d = dataclasses.asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SQLConfig":
-        """Inverse of `to_dict`; unknown keys raise ValueError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown SQLConfig field(s): {sorted(unknown)}")
-        d = dict(d)
-        if "hidden_sizes" in d:
-            d["hidden_sizes"] = tuple(d["hidden_sizes"])
-        return cls(**d)
-
     @classmethod
     def preset(cls, name: str = "code", task: str | None = None, **overrides: Any) -> "SQLConfig":
         """A named preset, optionally with a task's reward scale, then `overrides`.
@@ -129,16 +119,25 @@ class SQLConfig:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         fields = dict(PRESETS[name])
         if task is not None:
-            scale = task_reward_scale(task)
-            if scale is not None and "reward_scale" not in PRESETS[name]:
-                fields["reward_scale"] = scale
+            fields.update(task_overrides(task, name))
         fields.update(overrides)
         return cls(**fields)
 
 
 def task_reward_scale(task: str) -> float | None:
     """The authors' reward scale for a task name ("Ant", "Ant-v5", ...), or None."""
-    return registry.reward_scale(task)
+    return TASK_REWARD_SCALES.get(task_base_name(task))
+
+
+def task_preset(task: str) -> str:
+    """The preset a task trains with by default ("code" unless the task has its own)."""
+    return TASK_PRESETS.get(task_base_name(task), "code")
+
+
+def task_overrides(task: str, preset: str) -> dict[str, Any]:
+    """The task's reward scale, unless the preset sets its own."""
+    scale = task_reward_scale(task)
+    return {} if scale is None or "reward_scale" in PRESETS[preset] else {"reward_scale": scale}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -179,28 +178,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _check(ok: bool, field: str, allowed: str, value: Any) -> None:
-    if not ok:
-        raise ValueError(f"SQLConfig.{field} must be {allowed}, got {value!r}")
-
-
 def _validate(c: SQLConfig) -> None:
-    def positive_int(name: str) -> None:
-        v = getattr(c, name)
-        _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "an integer >= 1", v)
-
-    def positive_float(name: str) -> None:
-        v = getattr(c, name)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-        _check(ok, name, "a finite number > 0", v)
+    def _check(ok: bool, field: str, allowed: str, value: Any) -> None:
+        check_field(c, ok, field, allowed, value)
 
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes),
            "hidden_sizes", "a non-empty tuple of integers >= 1", c.hidden_sizes)
-    for name in ("qf_lr", "policy_lr", "reward_scale", "kernel_h_min"):
-        positive_float(name)
-    for name in ("batch_size", "value_n_particles", "kernel_n_particles",
-                 "target_update_interval", "replay_size", "updates_per_step", "max_episode_steps"):
-        positive_int(name)
+    check_positive_float(c, "qf_lr", "policy_lr", "reward_scale", "kernel_h_min")
+    check_positive_int(c, "value_n_particles", "kernel_n_particles", "target_update_interval")
     _check(isinstance(c.discount, (int, float)) and 0 < c.discount <= 1,
            "discount", "in (0, 1]", c.discount)
     _check(isinstance(c.kernel_update_ratio, (int, float)) and 0 < c.kernel_update_ratio < 1,
@@ -220,12 +205,10 @@ def _validate(c: SQLConfig) -> None:
            "1 (a hard copy) when target_update_interval > 1 (a soft update every "
            f"{c.target_update_interval} updates barely moves the target; set "
            "target_update_interval=1 for Polyak averaging)", c.target_tau)
-    _check(isinstance(c.learning_starts, int) and c.learning_starts >= 0,
-           "learning_starts", "an integer >= 0", c.learning_starts)
     _check(isinstance(c.anneal_steps, int) and c.anneal_steps >= 0,
            "anneal_steps", "an integer >= 0", c.anneal_steps)
     if c.final_reward_scale is not None:
-        positive_float("final_reward_scale")
+        check_positive_float(c, "final_reward_scale")
         _check(c.anneal_steps > 0, "final_reward_scale", "None when anneal_steps = 0 (the "
                "schedule never runs; set anneal_steps > 0 to anneal)", c.final_reward_scale)
     _check(c.q_units in ("scaled", "reward"), "q_units", "'scaled' or 'reward'", c.q_units)

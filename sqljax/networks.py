@@ -128,3 +128,33 @@ def sampler_apply(sampler_params, hidden_sizes: Sequence[int], obs: jax.Array,
     """Sampler actions in [-1, 1]: obs (*S, O), noise (*S, *P, A) -> (*S, *P, A)."""
     action_dim = noise.shape[-1]
     return Sampler(tuple(hidden_sizes), action_dim).apply(sampler_params, obs, noise)
+
+
+class Actor(nn.Module):
+    """Deterministic policy a = tanh(MLP(obs)): obs (*S, O) -> (*S, A) in [-1, 1].
+
+    ReLU hidden layers ``hidden_<i>`` and a linear ``output`` layer, each a `_FlatDense`
+    (Xavier-uniform weights, zero biases), then tanh.
+    """
+
+    hidden_sizes: Sequence[int] = (128, 128)
+    action_dim: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        h = obs
+        for i, size in enumerate(self.hidden_sizes):
+            h = nn.relu(_FlatDense(size, name=f"hidden_{i}")(h))
+        return jnp.tanh(_FlatDense(self.action_dim, name="output")(h))
+
+
+def init_actor_params(key: jax.Array, hidden_sizes: Sequence[int], obs_dim: int, action_dim: int):
+    """Parameters of an `Actor`: hidden kernels (in, H_i), output kernel (H_last, A)."""
+    module = Actor(tuple(hidden_sizes), action_dim)
+    return module.init(key, jnp.zeros((1, obs_dim)))
+
+
+def actor_apply(actor_params, hidden_sizes: Sequence[int], obs: jax.Array) -> jax.Array:
+    """The actor's actions in [-1, 1]: obs (*S, O) -> (*S, A); A is read from the params."""
+    action_dim = actor_params["params"]["output"]["kernel"].shape[-1]
+    return Actor(tuple(hidden_sizes), action_dim).apply(actor_params, obs)

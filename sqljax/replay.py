@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flashbax.buffers.trajectory_buffer import TrajectoryBufferState
 
-from sqljax.update import Batch
+from sqljax.learners.protocol import Batch
 
 ReplayState = TrajectoryBufferState
 

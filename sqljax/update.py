@@ -8,7 +8,7 @@ soft value, TD loss, SVGD step and target update.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import chex
 import flax.struct
@@ -17,25 +17,12 @@ import jax.numpy as jnp
 import optax
 
 from sqljax.config import SQLConfig
+from sqljax.learners.protocol import Batch
 from sqljax.networks import init_q_params, init_sampler_params, q_apply, sampler_apply, scale_q
 from sqljax.svgd import sampler_svgd_gradient
 from sqljax.value import soft_value
 
 Params = Any
-
-
-class Batch(NamedTuple):
-    """A batch of transitions, leading batch axis B.
-
-    obs (B, O), action (B, A) in [-1, 1], reward (B,) unscaled, next_obs (B, O),
-    terminated (B,) 1.0 where the episode truly ended (not a time-limit truncation).
-    """
-
-    obs: jax.Array
-    action: jax.Array
-    reward: jax.Array
-    next_obs: jax.Array
-    terminated: jax.Array
 
 
 @flax.struct.dataclass

@@ -86,5 +86,5 @@ def test_task_facts_come_from_the_task_table():
     assert registry.find_task("MultiGoal") is registry.find_task("sqljax/MultiGoal-v0")
     assert registry.task_kind("MultiGoal-v0") == registry.task_kind("gymnax:Acrobot-v1") == "jax"
     assert registry.task_kind("Pendulum") == "gym"
-    assert registry.default_steps("Pendulum") == 30_000 and registry.default_preset("AntUMaze") == "pretrain"
+    assert registry.default_steps("Pendulum") == 30_000 and sqljax.config.task_preset("AntUMaze") == "pretrain"
     assert registry.default_steps("Hopper-v4") == 1_000_000 and registry.default_steps("Foo-v0") == 100_000

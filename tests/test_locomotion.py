@@ -1,9 +1,9 @@
-"""experiments.locomotion's summary: speeds, distances and the spread of headings."""
+"""experiments.studies.locomotion's summary: speeds, distances and the spread of headings."""
 
 import numpy as np
 import pytest
 
-from experiments import locomotion
+from experiments.studies import locomotion
 
 
 def run_of(displacements, speed=1.0):

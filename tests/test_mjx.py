@@ -22,6 +22,10 @@ ml = pytest.importorskip("sqljax.envs.mjx_locomotion")
 mjx_physics = pytest.importorskip("sqljax.envs.mjx_physics")
 
 TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
+#: Each task's MJX step compiles for 20-80 s on a 2-core CPU: the default suite checks
+#: HalfCheetah (no contacts to speak of) and Ant (contact frames); the rest are slow tests.
+SLOW_TASKS = ("Hopper", "Walker2d", "Humanoid")
+TASK_PARAMS = [pytest.param(t, marks=pytest.mark.slow) if t in SLOW_TASKS else t for t in TASKS]
 N_RANDOM = 6  # random states per task, besides the hand-made ones below
 #: max |MJX - gymnasium| after one step. Float32 physics against float64: positions and
 #: velocities agree to ~1e-4 (contacts amplify the rounding); the forward reward is a
@@ -85,13 +89,13 @@ def test_spaces_and_definitions_match_gymnasium():
             assert u.model.opt.solver == mujoco.mjtSolver.mjSOL_PGS
         g.close()
     assert registry.find_task("mjx:Hopper").id == "mjx:Hopper-v5"
-    assert registry.reward_scale("mjx:Walker2d") == registry.reward_scale("Walker2d-v5")
+    assert sqljax.task_reward_scale("mjx:Walker2d") == sqljax.task_reward_scale("Walker2d-v5")
     assert registry.short_name("mjx:Hopper-v5") == "mjx-Hopper-v5"
     assert registry.find_task("mjx:Ant").id == "mjx:Ant-v5"
-    assert registry.reward_scale("mjx:Ant") == registry.reward_scale("Ant-v5")
+    assert sqljax.task_reward_scale("mjx:Ant") == sqljax.task_reward_scale("Ant-v5")
     assert registry.default_steps("mjx:Ant") == registry.default_steps("Ant-v5")
-    assert registry.default_preset("mjx:Ant") == registry.default_preset("Ant-v5")
-    assert registry.reward_scale("mjx:Humanoid") == registry.reward_scale("Humanoid-v5")
+    assert sqljax.config.task_preset("mjx:Ant") == sqljax.config.task_preset("Ant-v5")
+    assert sqljax.task_reward_scale("mjx:Humanoid") == sqljax.task_reward_scale("Humanoid-v5")
     with pytest.raises(ValueError, match="no mjx task"):
         make_jax_env("mjx:Swimmer")
 
@@ -182,7 +186,7 @@ def start_states(task, params, nq, rng):
     return np.array(qpos), np.array(qvel), actions, times
 
 
-@pytest.fixture(scope="module", params=TASKS)
+@pytest.fixture(scope="module", params=TASK_PARAMS)
 def stepped(request):
     """One task's start states stepped by both envs: the JAX env's protocol step (compiled
     once) and gymnasium's step after ``set_state`` (warm start zeroed on both)."""
@@ -311,7 +315,7 @@ def test_ant_health_needs_finite_state_and_closed_z_range():
     assert not bool(ml.is_healthy(params, qpos, qvel))
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", TASK_PARAMS)
 def test_reset_noise_has_gymnasium_bounds(task):
     env, params = make_jax_env(f"mjx:{task}")
     obs, state = jax.jit(jax.vmap(lambda k: env.reset(k, params)))(jax.random.split(jax.random.key(1), 4000))
@@ -351,6 +355,7 @@ FLAGS = ["--env", "mjx:HalfCheetah", "--steps", "300", "--hidden-sizes", "32",
          "--no-progress"]
 
 
+@pytest.mark.slow  # two minutes on a 2-core CPU, most of it compiling
 def test_mjx_half_cheetah_trains_through_bench(tmp_path, capsys):
     """Two seeds, compiled end to end; the learner then runs on gymnasium's HalfCheetah-v5."""
     from experiments import bench, evaluate

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from experiments import bench
 from sqljax.loops import multi_seed as ms
@@ -52,6 +53,7 @@ def launch(args, log_dir: Path, name: str) -> list[subprocess.Popen]:
             for i in (0, 1)]
 
 
+@pytest.mark.slow  # two processes compiling and killed twice: about two minutes on 2 cores
 def test_two_processes_checkpoint_are_killed_and_resume(tmp_path):
     out = tmp_path / "run"
     procs = launch(ARGS + ["--out", out], tmp_path, "first")

@@ -101,7 +101,7 @@ def test_vmap_over_seeds_gives_different_results():
 
 @pytest.mark.slow
 def test_multigoal_reaches_all_four_goals(tmp_path):
-    from experiments import multigoal as exp
+    from experiments.studies import multigoal as exp
 
     summary = exp.main(["--steps", str(exp.DEFAULT_STEPS), "--seed", "0", "--out", str(tmp_path),
                         "--eval-episodes", "200", "--no-progress"])

@@ -22,7 +22,7 @@ def test_pendulum_reaches_minus_250(tmp_path):
     rc = train_cli.main(["--env", "Pendulum", "--steps", "30000", "--seed", "0", "--out", str(out),
                          "--eval-every", "2500", "--eval-episodes", "5", "--no-progress"])
     assert rc == 0
-    with open(out / "metrics.csv", newline="") as f:
+    with open(out / "seed0" / "metrics.csv", newline="") as f:
         evals = [(int(r["step"]), float(r["eval_return"]), float(r["eval_return_det"]))
                  for r in csv.DictReader(f) if r["eval_return"]]
     assert len(evals) == 12

@@ -463,7 +463,7 @@ def test_evaluate_bad_input(tmp_path, capsys):
     (["--chunk-steps", "x"], ["--chunk-steps", "invalid int"]),
 ])
 def test_multigoal_bad_input(argv, words, tmp_path, capsys):
-    from experiments import multigoal as multigoal_cli
+    from experiments.studies import multigoal as multigoal_cli
 
     with pytest.raises(SystemExit) as stop:
         multigoal_cli.main([*argv, "--out", str(tmp_path / "never")])

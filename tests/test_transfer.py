@@ -1,4 +1,4 @@
-"""Skill transfer (experiments/transfer.py, fine-tuning in sqljax/loops/multi_seed.py):
+"""Skill transfer (experiments/studies/transfer.py, fine-tuning in sqljax/loops/multi_seed.py):
 pretrained learners load into tasks of the same sizes and are refused clearly by others,
 fine-tuning starts from the pretrained parameters with fresh optimisers, the schedules
 reach their exact values inside a real run, and a short study writes its summary and
@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 import sqljax
-from experiments import bench, transfer
+from experiments import bench
+from experiments.studies import transfer
 from sqljax import seeding
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
@@ -287,7 +288,7 @@ def test_report_compares_arms_of_studies_sharing_scratch(study, tmp_path, capsys
     same report again."""
     import shutil
 
-    from experiments import transfer_report as tr
+    from experiments.studies import transfer_report as tr
 
     other = tmp_path / "other"
     shutil.copytree(study, other)
@@ -343,3 +344,36 @@ def test_plan_records_the_pretrained_learners_env():
     plan = transfer.make_plan(args)
     assert plan.settings["pretrain_env"] == "sqljax/AntAnyDirection-v1"
     assert plan.pretrain is None and plan.pretrained == str(zoo)
+
+
+# --------------------------------------------------------------------- another learner
+def test_ddpg_study_has_its_flags_and_refuses_the_schedules(tmp_path, capsys):
+    """--learner ddpg: DDPG's config flags and presets; the SQL-only schedule flags are
+    refused in one line before anything is written; its arms are DDPG runs without
+    schedules."""
+    from sqljax import learners
+
+    with pytest.raises(SystemExit) as e:
+        transfer.main(["--learner", "ddpg", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for f in ("--actor-lr", "--critic-lr", "--policy-delay", "--exploration", "{code,modern,paper}",
+              "DDPGConfig fields"):
+        assert f in text, f
+    assert "--reward-scale" not in text and "--kernel-n-particles" not in text
+
+    out = tmp_path / "never"
+    assert transfer.main(["--learner", "ddpg", "--anneal-steps", "40", "--noise-bank-size", "4",
+                          "--out", str(out), "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert "--anneal-steps, --noise-bank-size:" in line and "DDPGConfig has none" in line, line
+    assert "--final-reward-scale" not in line and not out.exists()
+
+    args = transfer.build_parser(learners.get("ddpg")).parse_args(
+        ["--learner", "ddpg", "--seeds", "2", "--tasks", "AntHallwayWide", "--hidden-sizes", "32"])
+    plan = transfer.make_plan(args)
+    specs = [plan.pretrain, *plan.tasks[TASK].values()]
+    assert all(learners.of_config(s.config).name == "ddpg" for s in specs)
+    assert plan.pretrain.config.hidden_sizes == (32,) and plan.pretrain.preset == "code"
+    assert plan.tasks[TASK]["finetune"].config == plan.pretrain.config
+    assert plan.settings["anneal_steps"] == 0 and plan.settings["noise_bank_size"] == 0

@@ -9,8 +9,8 @@
   Only flat continuous (``Box``) action spaces are accepted; anything else raises
   :class:`EnvError` saying so.
 
-Observations come back as flat float32 arrays (O,). :func:`evaluate` runs learners'
-evaluation episodes on such envs. Importing this module registers the ``sqljax/...``
+Observations come back as flat float32 arrays (O,); learners' evaluation episodes on
+such envs: :func:`sqljax.loops.evaluation.evaluate`. Importing this module registers the ``sqljax/...``
 environments (``import sqljax.envs``).
 """
 
@@ -18,24 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-import jax
-import jax.numpy as jnp
 import numpy as np
 from gymnasium import spaces
-from jax.sharding import Mesh
 
-import sqljax
-from sqljax import seeding
 from sqljax.envs import multigoal, registry
 
-__all__ = ["EnvError", "GymEnv", "SHORT_NAMES", "EnvInfo", "env_info", "evaluate", "make_env",
+__all__ = ["EnvError", "GymEnv", "SHORT_NAMES", "EnvInfo", "env_info", "make_env",
            "resolve_env_id", "short_name"]
 
 #: Short names of the task table's gymnasium tasks (``Ant`` -> ``Ant-v5``).
@@ -264,75 +257,6 @@ def make_env(env_id: str, max_episode_steps: int | None = None,
     """:class:`GymEnv` for ``env_id`` (any accepted name, see :func:`resolve_env_id`)."""
     return GymEnv(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode,
                   **make_kwargs)
-
-
-# ------------------------------------------------------------------ evaluation
-
-def act_eval(agent: sqljax.SQLState, obs, deterministic, key, t):
-    """(agent, obs (M, O), deterministic (M,) bool, key, t) -> actions (M, A): row i acts
-    with xi = 0 where ``deterministic[i]``, else with fresh noise from ``fold_in(key, t)``."""
-    k = jax.random.fold_in(key, t)
-    stochastic = sqljax.sample_actions(agent, obs, k)
-    frozen = sqljax.sample_actions(agent, obs, k, deterministic=True)
-    return jnp.where(deterministic[:, None], frozen, stochastic)
-
-
-@functools.lru_cache(maxsize=8)
-def act_eval_fn(mesh: Mesh):
-    """Jitted ``(agents, obs (N, M, O), deterministic (M,), keys (N, 2), t) -> actions
-    (N, M, A)``: evaluation's one device call per step."""
-    sh, rep = seeding.seed_sharding(mesh), seeding.replicated(mesh)
-    return jax.jit(jax.vmap(act_eval, in_axes=(0, 0, None, 0, None)),
-                   in_shardings=(sh, sh, rep, sh, rep), out_shardings=sh)
-
-
-def evaluate(agents: sqljax.SQLState, mesh: Mesh, envs: dict[int, list[GymEnv]],
-             env_seeds: dict[int, Sequence[int]], keys: np.ndarray, deterministic: np.ndarray,
-             record: bool = False) -> dict[str, Any]:
-    """M episodes per seed, all in lockstep (one device call per step for every seed and
-    episode), the one evaluation routine of gymnasium envs.
-
-    agents: stacked learners (N, ...), sharded over ``mesh``. envs: per local seed
-    position, M envs (reused across evaluations). env_seeds: per local position, the
-    reset seed of each of the M episodes. keys (N, 2): each seed's acting key.
-    deterministic (M,) bool: episode j acts with xi = 0. record: render the first
-    episode of the first local seed (its env made with ``render_mode="rgb_array"``).
-    Returns ``returns`` and ``lengths`` (N, M) (zero for other processes' seeds) and
-    ``frames``.
-    """
-    sh, rep = seeding.seed_sharding(mesh), seeding.replicated(mesh)
-    act = act_eval_fn(mesh)
-    local = sorted(envs)
-    n, m = int(np.shape(keys)[0]), len(deterministic)
-    obs = np.zeros((n, m, agents.obs_dim), np.float32)
-    alive = np.zeros((n, m), bool)
-    returns, lengths = np.zeros((n, m)), np.zeros((n, m), np.int64)
-    for p in local:
-        for j, env in enumerate(envs[p]):
-            obs[p, j] = env.reset(seed=int(env_seeds[p][j]))
-            alive[p, j] = True
-    frames = [envs[local[0]][0].render()] if record else []
-    keys_g = seeding.to_global(np.asarray(keys), sh)
-    mask_g = seeding.to_global(np.asarray(deterministic, bool), rep)
-    multi = jax.process_count() > 1
-    limit = max((e.time_limit or 0) for p in local for e in envs[p]) or int(agents.config.max_episode_steps)
-    t = 0
-    # Several processes must make the same calls: they run to the time limit together.
-    while (alive.any() and not multi) or (multi and t < limit):
-        actions = seeding.local_rows(act(agents, seeding.to_global(obs, sh), mask_g, keys_g,
-                                       seeding.to_global(np.int32(t), rep)))
-        t += 1
-        for p in local:
-            for j in np.flatnonzero(alive[p]):
-                o, r, term, trunc, _ = envs[p][j].step(actions[p, j])
-                obs[p, j] = o
-                returns[p, j] += r
-                lengths[p, j] += 1
-                alive[p, j] = not (term or trunc)
-                if record and p == local[0] and j == 0:
-                    frames.append(envs[p][0].render())
-    return {"returns": seeding.gather_rows(returns, local),
-            "lengths": seeding.gather_rows(lengths, local), "frames": frames}
 
 
 # ------------------------------------------------------------------ registrations

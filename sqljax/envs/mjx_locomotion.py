@@ -37,8 +37,8 @@ import mujoco
 import numpy as np
 from flax import struct
 
-from sqljax.envs.jax_env import Box
 from sqljax.envs.mjx_physics import mjx, rk4_step
+from sqljax.envs.spaces import Box, auto_reset
 
 #: gymnasium's time limit for every v5 locomotion task.
 MAX_EPISODE_STEPS: int = 1000
@@ -417,13 +417,8 @@ class MjxLocomotion:
 
     def step(self, key: jax.Array, state: EnvState, action: jax.Array, params: LocomotionParams):
         self._check(params)
-        obs, state, reward, terminated, truncated, info = step(self.model, params, state, action,
-                                                               self.mj_model)
-        done = terminated | truncated
-        obs_reset, state_reset = reset(self.model, params, key)
-        state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, state)
-        info = dict(info, final_observation=obs)
-        return jnp.where(done, obs_reset, obs), state, reward, terminated, truncated, info
+        return auto_reset(step(self.model, params, state, action, self.mj_model),
+                          reset(self.model, params, key))
 
     def observation_space(self, params: LocomotionParams) -> Box:
         obs = jax.eval_shape(lambda k: reset(self.model, params, k)[0], jax.random.key(0))

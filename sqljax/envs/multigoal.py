@@ -14,7 +14,8 @@ namespace ``xp`` so that it runs on ``jax.numpy`` and on ``numpy`` alike):
       obs, state, reward, terminated, truncated, info = step(key, state, action, params)
 
 * :class:`MultiGoal`, the same functions behind the JAX-native protocol (automatic
-  reset), which the compiled training loop takes;
+  reset), which the compiled training loop takes, with the goals its evaluation
+  episodes reached (:func:`eval_metrics`) as extra columns of the run's metrics;
 * ``MultiGoalEnv`` (:mod:`sqljax.envs.gym_adapter`), a ``gymnasium.Env`` with the same
   numbers, registered as ``sqljax/MultiGoal-v0``.
 
@@ -31,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sqljax.envs.jax_env import Box
+from sqljax.envs.spaces import Box, auto_reset
 
 # --------------------------------------------------------------------------- constants
 
@@ -186,12 +187,47 @@ def step(
     return next_position, next_state, reward, reached, truncated, {"goal": goal}
 
 
+# ------------------------------------------------------------------ evaluation
+
+def eval_columns(params: MultiGoalParams = DEFAULT_PARAMS) -> list[str]:
+    """The columns of :func:`eval_metrics`, in order: ``eval_goals`` (how many distinct
+    goals the episodes reached), ``eval_goal_<i>`` (the share of episodes that reached
+    goal ``i``) for each of the G goals, ``eval_goal_none`` (the share that reached none)."""
+    return ["eval_goals"] + [f"eval_goal_{i}" for i in range(len(params.goals))] + ["eval_goal_none"]
+
+
+def eval_metrics(rollout_out: dict[str, Any], params: MultiGoalParams = DEFAULT_PARAMS
+                 ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """Which goals E evaluation episodes reached (pure; jittable).
+
+    Args:
+      rollout_out: :func:`sqljax.loops.evaluation.rollout`'s output on this env: ``alive``
+        (E, T) bool and ``info["goal"]`` (E, T) int32 are read.
+      params: the environment's numbers (G = ``len(params.goals)``).
+
+    Returns:
+      ``(columns, record)``: ``columns`` keyed by :func:`eval_columns`, ``eval_goals`` ()
+      int32 and each share () float32; ``record`` holds ``goals`` () float32, the same
+      count as ``eval_goals``.
+    """
+    goals = jnp.max(jnp.where(rollout_out["alive"], rollout_out["info"]["goal"], -1), axis=1)  # (E,)
+    hits = goals[:, None] == jnp.arange(len(params.goals))  # (E, G)
+    reached = jnp.sum(jnp.any(hits, axis=0))
+    shares = jnp.concatenate([jnp.mean(hits, axis=0), jnp.mean(goals < 0)[None]])  # (G + 1,)
+    names = eval_columns(params)
+    columns = {"eval_goals": reached.astype(jnp.int32),
+               **{name: shares[i] for i, name in enumerate(names[1:])}}
+    return columns, {"goals": reached.astype(jnp.float32)}
+
+
 # ------------------------------------------------------------------ the protocol
 
 class MultiGoal:
     """The multi-goal env behind the JAX-native protocol (:mod:`sqljax.envs.jax_env`):
-    :func:`reset` and :func:`step` with automatic reset, the true last observation in
-    ``info["final_observation"]``."""
+    :func:`reset` and :func:`step` with automatic reset
+    (:func:`sqljax.envs.spaces.auto_reset`), the true last observation in
+    ``info["final_observation"]``; and the optional evaluation hooks of the compiled loop
+    (:func:`eval_metrics`, :func:`eval_columns`): which goals the episodes reached."""
 
     def reset(self, key: jax.Array, params: MultiGoalParams = DEFAULT_PARAMS):
         return reset(key, params)
@@ -199,12 +235,13 @@ class MultiGoal:
     def step(self, key: jax.Array, state: EnvState, action: jax.Array,
              params: MultiGoalParams = DEFAULT_PARAMS):
         k_step, k_reset = jax.random.split(key)
-        obs, state, reward, terminated, truncated, info = step(k_step, state, action, params)
-        done = terminated | truncated
-        obs_reset, state_reset = reset(k_reset, params)
-        state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, state)
-        info = dict(info, final_observation=obs)
-        return jnp.where(done, obs_reset, obs), state, reward, terminated, truncated, info
+        return auto_reset(step(k_step, state, action, params), reset(k_reset, params))
+
+    def eval_columns(self, params: MultiGoalParams = DEFAULT_PARAMS) -> list[str]:
+        return eval_columns(params)
+
+    def eval_metrics(self, rollout_out: dict[str, Any], params: MultiGoalParams = DEFAULT_PARAMS):
+        return eval_metrics(rollout_out, params)
 
     def observation_space(self, params: MultiGoalParams = DEFAULT_PARAMS) -> Box:
         return Box(-params.position_bound, params.position_bound, (OBS_DIM,))

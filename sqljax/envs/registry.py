@@ -1,10 +1,10 @@
 """The task table: every per-task fact in one place (no gymnasium import).
 
 Each :class:`Task` has its id (a gymnasium id, or ``gymnax:<id>`` / ``mjx:<Task>-v5`` /
-``sqljax/...`` for JAX-native envs), a short name, the authors' reward scale (1 / alpha;
-None: the preset's), the default run length, the default preset and its kind
+``sqljax/...`` for JAX-native envs), a short name, the default run length and its kind
 (``"gym"``: stepped on the host through gymnasium; ``"jax"``: pure JAX functions,
-trained by the compiled loop). :func:`find_task` normalises what a user types, once,
+trained by the compiled loop). Task facts only: what a learner sets per task (SQL's
+reward scales and presets) lives with the learner (:mod:`sqljax.config`). :func:`find_task` normalises what a user types, once,
 for every command: ``Ant``, ``Ant-v5``, ``MultiGoal``, ``MultiGoal-v0``,
 ``sqljax/MultiGoal-v0``, ``gymnax:Pendulum-v1``, ``mjx:Hopper``, ``mjx:Hopper-v5``. Ids
 outside the table are gymnasium ids (``kind`` "gym"), or ``gymnax:<id>`` for any gymnax
@@ -27,30 +27,27 @@ JAX_ONLY_PREFIXES = (GYMNAX_PREFIX, MJX_PREFIX)
 class Task:
     id: str
     short: str
-    reward_scale: float | None
     steps: int
-    preset: str = "code"
     kind: str = "gym"
 
 
-_MUJOCO = ("Swimmer", 30.0, 500_000), ("Hopper", 30.0, 1_000_000), (
-    "HalfCheetah", 30.0, 1_000_000), ("Walker2d", 10.0, 1_000_000), (
-    "Ant", 300.0, 1_000_000), ("Humanoid", 100.0, 3_000_000)
+_MUJOCO = ("Swimmer", 500_000), ("Hopper", 1_000_000), ("HalfCheetah", 1_000_000), (
+    "Walker2d", 1_000_000), ("Ant", 1_000_000), ("Humanoid", 3_000_000)
 
-#: The tasks with facts of their own (reward scales: the authors' code).
+#: The tasks with facts of their own.
 TASKS: tuple[Task, ...] = (
-    *(Task(f"{name}-v5", name, scale, steps) for name, scale, steps in _MUJOCO),
-    Task("Pendulum-v1", "Pendulum", 10.0, 30_000),
-    Task("gymnax:Pendulum-v1", "gymnax:Pendulum", 10.0, 30_000, kind="jax"),
-    # the same tasks as their gymnasium twins above: same scale, steps and preset
-    *(Task(f"{MJX_PREFIX}{name}-v5", f"{MJX_PREFIX}{name}", scale, steps, kind="jax")
-      for name, scale, steps in _MUJOCO if name != "Swimmer"),
-    Task("sqljax/MultiGoal-v0", "MultiGoal", None, 20_000, "multigoal", kind="jax"),
-    Task("sqljax/AntAnyDirection-v0", "AntAnyDirection", None, 1_000_000, "pretrain"),
-    Task("sqljax/AntHallwayWide-v0", "AntHallway", None, 1_000_000, "pretrain"),
-    Task("sqljax/AntHallwayNarrow-v0", "AntHallwayNarrow", None, 1_000_000, "pretrain"),
-    Task("sqljax/AntUMaze-v0", "AntUMaze", None, 1_000_000, "pretrain"),
-    *(Task(f"sqljax/{name}-v1", f"{name}-v1", None, 1_000_000, "pretrain")
+    *(Task(f"{name}-v5", name, steps) for name, steps in _MUJOCO),
+    Task("Pendulum-v1", "Pendulum", 30_000),
+    Task("gymnax:Pendulum-v1", "gymnax:Pendulum", 30_000, kind="jax"),
+    # the same tasks as their gymnasium twins above, with the same run length
+    *(Task(f"{MJX_PREFIX}{name}-v5", f"{MJX_PREFIX}{name}", steps, kind="jax")
+      for name, steps in _MUJOCO if name != "Swimmer"),
+    Task("sqljax/MultiGoal-v0", "MultiGoal", 20_000, kind="jax"),
+    Task("sqljax/AntAnyDirection-v0", "AntAnyDirection", 1_000_000),
+    Task("sqljax/AntHallwayWide-v0", "AntHallway", 1_000_000),
+    Task("sqljax/AntHallwayNarrow-v0", "AntHallwayNarrow", 1_000_000),
+    Task("sqljax/AntUMaze-v0", "AntUMaze", 1_000_000),
+    *(Task(f"sqljax/{name}-v1", f"{name}-v1", 1_000_000)
       for name in ("AntAnyDirection", "AntHallwayWide", "AntHallwayNarrow", "AntUMaze")),
 )
 
@@ -92,16 +89,6 @@ def is_jax_native(env_id: str) -> bool:
     return task_kind(env_id) == "jax"
 
 
-def reward_scale(env_id: str) -> float | None:
-    """The authors' reward scale of a task (by any name, any version), or None."""
-    task = find_task(env_id)
-    if task is None:  # another version of a table task: the same scale
-        same = [t for t in TASKS if t.short == base_name(env_id)
-                and t.id.startswith(GYMNAX_PREFIX) == env_id.startswith(GYMNAX_PREFIX)]
-        task = same[0] if same else None
-    return None if task is None else task.reward_scale
-
-
 def default_steps(env_id: str) -> int:
     """A task's default run length: the table's, else 1M for MuJoCo-sized ids (v4/v5),
     else 100k."""
@@ -109,11 +96,6 @@ def default_steps(env_id: str) -> int:
     if task is not None:
         return task.steps
     return 1_000_000 if re.search(r"-v[45]$", env_id) else 100_000
-
-
-def default_preset(env_id: str) -> str:
-    task = find_task(env_id)
-    return "code" if task is None else task.preset
 
 
 def short_name(env_id: str) -> str:

@@ -1,4 +1,5 @@
-"""Training drivers: thin shells around ``sqljax.update``. ``multi_seed.train(RunSpec)``
+"""Training drivers: thin shells around a learner's ``update`` (any learner of
+:mod:`sqljax.learners`, known only through its protocol). ``multi_seed.train(RunSpec)``
 trains N >= 1 seeds in lockstep with the gymnasium driver (:mod:`.gym_loop`) or the
 compiled loop for JAX-native envs (:mod:`.scan_loop`), writing one run-directory format
 (:mod:`sqljax.store.run_dir`). A single run is N = 1.

@@ -2,7 +2,8 @@
 adds the seed axis): :func:`store_and_learn` stores the transition, learns from replay
 and keeps the episode and update statistics; the drivers differ only in where the next
 observation comes from. Only true terminations are stored as ``terminated``; a
-time-limit truncation bootstraps from the next state's value.
+time-limit truncation bootstraps from the next state's value. The learner is known only
+through its protocol (:mod:`sqljax.learners`), found from its config.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-import sqljax
-from sqljax import replay
+from sqljax import learners, replay
+from sqljax.learners import Batch
 
 
 @struct.dataclass
@@ -25,12 +26,14 @@ class Carry:
     agent: the learner. buffer: replay. key: PRNG key for acting and replay sampling.
     obs (O,): the current observation; action (A,): the action pending at it (the
     gymnasium driver's; the compiled loop samples it within the step).
+    explore: the learner's exploration state of the running episode (e.g. OU noise;
+    ``()`` for SQL), reset where an episode ends.
     env_state: the JAX-native environment's state (() for gymnasium envs).
     episode_return () f32, episode_length () i32: the running episode.
     episodes () i32, env_steps () i32: completed episodes and stored transitions so far.
     """
 
-    agent: sqljax.SQLState
+    agent: Any
     buffer: Any
     key: jax.Array
     obs: jax.Array
@@ -40,6 +43,7 @@ class Carry:
     episode_length: jax.Array
     episodes: jax.Array
     env_steps: jax.Array
+    explore: Any = ()
 
 
 @struct.dataclass
@@ -66,8 +70,12 @@ def strong(tree):
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), tree)
 
 
-def new_carry(agent: sqljax.SQLState, key: jax.Array, capacity: int, obs=None,
-              env_state: Any = ()) -> Carry:
+def explore_init(agent: Any) -> Any:
+    """The learner's exploration state at an episode's start."""
+    return learners.of_state(agent).explore_init(agent.config, agent.action_dim)
+
+
+def new_carry(agent: Any, key: jax.Array, capacity: int, obs=None, env_state: Any = ()) -> Carry:
     """A seed's carry with an empty replay of ``capacity`` transitions."""
     o, a = agent.obs_dim, agent.action_dim
     zero_f, zero_i = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
@@ -75,24 +83,41 @@ def new_carry(agent: sqljax.SQLState, key: jax.Array, capacity: int, obs=None,
         agent=agent, buffer=replay.empty(capacity, o, a), key=jnp.asarray(key),
         obs=jnp.zeros((o,), jnp.float32) if obs is None else obs,
         action=jnp.zeros((a,), jnp.float32), env_state=env_state,
-        episode_return=zero_f, episode_length=zero_i, episodes=zero_i, env_steps=zero_i))
+        episode_return=zero_f, episode_length=zero_i, episodes=zero_i, env_steps=zero_i,
+        explore=explore_init(agent)))
 
 
-def init_fn(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int):
+def init_fn(cfg: Any, obs_dim: int, action_dim: int, capacity: int):
     """key -> a seed's fresh carry without an env state (the gymnasium driver's):
     ``split(key)`` gives the learner's key and the loop's."""
+    learner = learners.of_config(cfg)
+
     def init_one(key):
         k_agent, k_loop = jax.random.split(key)
-        return new_carry(sqljax.init(k_agent, cfg, obs_dim, action_dim), k_loop, capacity)
+        return new_carry(learner.init(k_agent, cfg, obs_dim, action_dim), k_loop, capacity)
 
     return init_one
 
 
-def new_stats() -> Stats:
+def policy_action(cfg: Any, carry: Carry, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, Any]:
+    """The action (A,) a seed takes at ``obs`` and its next exploration state: the
+    learner's exploring action, or, with ``cfg.warmup_actions == "uniform"``, a uniform
+    one in [-1, 1]^A from ``key`` (the same whatever the learner) until
+    ``learning_starts`` transitions are stored."""
+    action, explore = learners.of_config(cfg).act(carry.agent, carry.explore, obs, key, False)
+    if cfg.warmup_actions == "uniform":
+        uniform = jax.random.uniform(key, action.shape, minval=-1.0, maxval=1.0)
+        action = jnp.where(carry.env_steps < cfg.learning_starts, uniform, action)
+    return action, explore
+
+
+def new_stats(names=None) -> Stats:
+    """Zero sums for the update metrics ``names`` (default: the default learner's)."""
+    names = learners.get(None).metrics if names is None else names
     def zero(dtype=jnp.float32):  # a buffer each, so that every leaf can be donated
         return jnp.zeros((), dtype)
 
-    return Stats(metric_sum={k: zero() for k in sqljax.UPDATE_METRICS}, n_learn=zero(jnp.int32),
+    return Stats(metric_sum={k: zero() for k in names}, n_learn=zero(jnp.int32),
                  ep_return_sum=zero(), ep_length_sum=zero(), ep_count=zero(jnp.int32),
                  bad_step=zero(jnp.int32) - 1, bad_update=zero(jnp.int32) - 1)
 
@@ -101,17 +126,19 @@ def _finite(tree) -> jax.Array:
     return jnp.isfinite(optax.tree.norm(tree))
 
 
-def learn(cfg: sqljax.SQLConfig, agent: sqljax.SQLState, buffer, key: jax.Array):
+def learn(cfg: Any, agent: Any, buffer, key: jax.Array):
     """``updates_per_step`` updates on fresh replay samples (one ``lax.scan``).
 
     Returns the learner, each metric's mean over the updates, and the update count
     (``agent.step`` after it) of the first update with a non-finite metric or leaving a
     non-finite parameter (-1 if none).
     """
+    learner = learners.of_config(cfg)
+
     def one(agent, k):
-        agent, metrics = sqljax.update(agent, replay.sample(buffer, k, cfg.batch_size))
+        agent, metrics = learner.update(agent, replay.sample(buffer, k, cfg.batch_size))
         ok = jnp.all(jnp.stack([jnp.isfinite(v) for v in metrics.values()]))
-        ok = ok & _finite(agent.q_params) & _finite(agent.sampler_params)
+        ok = ok & jnp.all(jnp.stack([_finite(p) for p in learner.params(agent)]))
         return agent, (metrics, ok, agent.step)
 
     agent, (metrics, ok, steps) = jax.lax.scan(one, agent, jax.random.split(key, cfg.updates_per_step))
@@ -119,12 +146,13 @@ def learn(cfg: sqljax.SQLConfig, agent: sqljax.SQLState, buffer, key: jax.Array)
     return agent, {k: jnp.mean(v) for k, v in metrics.items()}, bad_update
 
 
-def store_and_learn(cfg: sqljax.SQLConfig, carry: Carry, stats: Stats, action, next_obs,
+def store_and_learn(cfg: Any, carry: Carry, stats: Stats, action, next_obs,
                     reward, terminated, done, learning) -> tuple[Carry, Stats]:
     """Store (carry.obs, action, reward, next_obs, terminated), learn if ``learning``
-    (a bool, traced or static), and count the episode that ``done`` ends. The caller
-    then moves ``carry.obs`` on (to next_obs, or a reset's observation)."""
-    buffer = replay.add(carry.buffer, sqljax.Batch(
+    (a bool, traced or static), and count the episode that ``done`` ends (resetting the
+    exploration state there). The caller then moves ``carry.obs`` on (to next_obs, or a
+    reset's observation)."""
+    buffer = replay.add(carry.buffer, Batch(
         obs=carry.obs, action=action, reward=reward, next_obs=next_obs,
         terminated=jnp.asarray(terminated, jnp.float32)))
     key, k_learn = jax.random.split(carry.key)
@@ -159,7 +187,9 @@ def store_and_learn(cfg: sqljax.SQLConfig, carry: Carry, stats: Stats, action, n
     carry = carry.replace(agent=agent, buffer=buffer, key=key, env_steps=env_steps,
                           episode_return=jnp.where(done, 0.0, ep_return),
                           episode_length=jnp.where(done, 0, ep_length),
-                          episodes=carry.episodes + done)
+                          episodes=carry.episodes + done,
+                          explore=jax.tree.map(lambda init, x: jnp.where(done, init, x),
+                                               explore_init(agent), carry.explore))
     return carry, stats
 
 

@@ -6,7 +6,7 @@ donated; ``collect`` until ``learning_starts``): store each seed's transition, u
 sample the next actions (N, A), the only array copied back. ``packed`` (N, 2 O + 3)
 float32 is ``[next_obs, reward, terminated, done, act_obs]`` per seed (``act_obs``: the
 reset observation where the episode ended, else next_obs, so ``next_obs`` is always the
-true last one). Evaluation: :func:`sqljax.envs.gym_adapter.evaluate`.
+true last one). Evaluation: :func:`sqljax.loops.evaluation.evaluate`.
 """
 
 from __future__ import annotations
@@ -18,35 +18,35 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-import sqljax
-from sqljax import seeding
-from sqljax.envs import gym_adapter
+from sqljax import learners, seeding
 from sqljax.envs.gym_adapter import GymEnv, make_env
-from sqljax.loops import device
+from sqljax.loops import device, evaluation
 from sqljax.store.run_dir import RunSpec
 
 
 @functools.lru_cache(maxsize=8)
-def compiled(cfg: sqljax.SQLConfig, obs_dim: int, action_dim: int, capacity: int, mesh: Mesh):
+def compiled(cfg, obs_dim: int, action_dim: int, capacity: int, mesh: Mesh):
     """The jitted, seed-vmapped, seed-sharded device functions (cached: runs with the same
     settings in one process compile once)."""
     sh = seeding.seed_sharding(mesh)
     o = obs_dim
 
     init_one = device.init_fn(cfg, obs_dim, action_dim, capacity)
+    learner = learners.of_config(cfg)
 
     def finetune_one(key, pretrained):  # the same key split as init_one
         k_agent, k_loop = jax.random.split(key)
-        return device.new_carry(sqljax.finetune_state(k_agent, pretrained, cfg), k_loop, capacity)
+        return device.new_carry(learner.finetune(k_agent, pretrained, cfg), k_loop, capacity)
 
     def act(carry, obs):
         key, k_act = jax.random.split(carry.key)
-        action = sqljax.sample_actions(carry.agent, obs, k_act)
-        return carry.replace(key=key, obs=obs, action=action), action
+        action, explore = device.policy_action(cfg, carry, obs, k_act)
+        return carry.replace(key=key, obs=obs, action=action, explore=explore), action
 
     def start(carry, obs):  # a new episode (a run's start, or a resume)
         return act(carry.replace(episode_return=jnp.zeros_like(carry.episode_return),
-                                 episode_length=jnp.zeros_like(carry.episode_length)), obs)
+                                 episode_length=jnp.zeros_like(carry.episode_length),
+                                 explore=device.explore_init(carry.agent)), obs)
 
     def step(learning: bool):
         def one(carry, stats, packed):
@@ -128,7 +128,7 @@ class GymProgram:
                                   for _ in range(2 * e)] for p in self.local}
         env_seeds = {p: 2 * seeding.eval_env_seeds(spec.base_seed, spec.seed_ids[p], eval_index, e)
                      for p in self.local}
-        res = gym_adapter.evaluate(agents, self.mesh, self.eval_envs, env_seeds,
+        res = evaluation.evaluate(agents, self.mesh, self.eval_envs, env_seeds,
                                    seeding.fold_keys(eval_keys, eval_index),
                                    np.repeat([False, True], e))
         return {"stochastic": res["returns"][:, :e], "deterministic": res["returns"][:, e:]}

@@ -33,7 +33,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 import sqljax
-from sqljax import seeding
+from sqljax import learners, seeding
 from sqljax.envs import make_jax_env, registry
 from sqljax.loops import NonFiniteError, RunError, Stopped, device
 from sqljax.store import run_dir as rd
@@ -82,7 +82,7 @@ def make_program(spec: RunSpec, mesh, jax_env: tuple[Any, Any] | None = None):
     return GymProgram(spec, mesh)
 
 
-def abstract_carry(kind: str, cfg: sqljax.SQLConfig, env_id: str, obs_dim: int, action_dim: int,
+def abstract_carry(kind: str, cfg: Any, env_id: str, obs_dim: int, action_dim: int,
                    n_seeds: int, capacity: int, jax_env: tuple[Any, Any] | None = None):
     """Shapes of a stacked carry (N seeds, replay of ``capacity``) of either program."""
     if kind == "gym":
@@ -141,12 +141,13 @@ def next_sync(step: int, spec: RunSpec) -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def stats_fns(mesh, n_seeds: int):
-    """Jitted ``() -> zero stats (N, ...)`` and ``stats -> (summary, zero stats)``."""
+def stats_fns(mesh, n_seeds: int, names: tuple[str, ...] | None = None):
+    """Jitted ``() -> zero stats (N, ...)`` and ``stats -> (summary, zero stats)`` for
+    the update metrics ``names`` (default: the default learner's)."""
     sh = seeding.seed_sharding(mesh)
-    fresh = jax.jit(lambda: jax.vmap(lambda _: device.new_stats())(jnp.arange(n_seeds)),
+    fresh = jax.jit(lambda: jax.vmap(lambda _: device.new_stats(names))(jnp.arange(n_seeds)),
                     out_shardings=sh)
-    fetch = jax.jit(jax.vmap(lambda s: (device.summarize(s), device.new_stats())),
+    fetch = jax.jit(jax.vmap(lambda s: (device.summarize(s), device.new_stats(names))),
                     in_shardings=(sh,), out_shardings=(sh, sh), donate_argnums=0)
     return fresh, fetch
 
@@ -194,7 +195,7 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
     local = seeding.local_seed_positions(sh, n)
     keys = seeding.seed_keys(spec.base_seed, spec.seed_ids)
     eval_keys = seeding.fold_keys(keys, seeding.EVAL_TAG)
-    names = list(sqljax.UPDATE_METRICS)
+    names = list(learners.of_config(spec.config).metrics)
     columns = BASE_COLUMNS + prog.extra_columns + names + ["steps_per_sec", "wall_time"]
     restart = False
     if resume and not rd.checkpoint_dirs(spec.out, complete=False):
@@ -215,7 +216,8 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
         pretrained = None
         if spec.init_from is not None:
             pretrained = load_init_states(spec.init_from, spec.seed_ids, spec.env_id,
-                                          prog.obs_dim, prog.action_dim)
+                                          prog.obs_dim, prog.action_dim,
+                                          learners.of_config(spec.config).name)
         keys_g = seeding.to_global(keys, sh)
         if pretrained is None:
             carry = prog.fns["init"](keys_g)
@@ -234,7 +236,7 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
     logs = MetricsLog(spec.out, [spec.seed_ids[p] for p in local], columns,
                          env_steps if resume or restart else None)
     last_ckpt = latest_checkpoint(spec.out)
-    fresh_stats, fetch = stats_fns(mesh, n)
+    fresh_stats, fetch = stats_fns(mesh, n, tuple(names))
     stats = fresh_stats()
     rates: list[float] = []
     bar = _progress(spec, env_steps)
@@ -325,23 +327,18 @@ def _row(step: int, summary, p: int, updates: int, episodes: int, rate: float, n
             "steps_per_sec": rate}
 
 
-def _record_eval(step: int, res: dict[str, np.ndarray]) -> dict[str, Any]:
+def _record_eval(step: int, res: dict[str, Any]) -> dict[str, Any]:
     ev = {"step": step, "stochastic": [float(x) for x in res["stochastic"].mean(axis=1)],
           "deterministic": [float(x) for x in res["deterministic"].mean(axis=1)]}
-    if "goals" in res:
-        ev["goals"] = [float(x) for x in res["goals"]]
+    ev.update({k: [float(x) for x in v] for k, v in res.get("record", {}).items()})
     return ev
 
 
-def _eval_columns(row: dict[str, Any], res: dict[str, np.ndarray], p: int) -> None:
+def _eval_columns(row: dict[str, Any], res: dict[str, Any], p: int) -> None:
     stoch, det = res["stochastic"][p], res["deterministic"][p]
     row.update(eval_return=float(np.mean(stoch)), eval_return_std=float(np.std(stoch)),
                eval_return_det=float(np.mean(det)), eval_return_det_std=float(np.std(det)))
-    if "goals" in res:
-        row["eval_goals"] = int(res["goals"][p])
-        shares = res["goal_shares"][p]
-        row.update({f"eval_goal_{i}": float(x) for i, x in enumerate(shares[:-1])},
-                   eval_goal_none=float(shares[-1]))
+    row.update({k: np.asarray(v[p]).item() for k, v in res.get("columns", {}).items()})
 
 
 def _progress(spec: RunSpec, initial: int):
@@ -388,28 +385,33 @@ def load_run_state(path: str | os.PathLike):
     ckpt = rd.find_checkpoint(path)
     counters = rd.run_counters(ckpt)
     meta = sqljax.read_checkpoint_metadata(ckpt)
-    cfg = sqljax.SQLConfig.from_dict(meta["config"])
+    cfg = learners.config_from_dict(meta["config"], meta.get("learner"))
     n = int(counters["replay_size"])
     like = abstract_carry(counters["kind"], cfg, counters["env_id"], int(meta["obs_dim"]),
                           int(meta["action_dim"]), len(counters["seed_ids"]), max(n, 1))
     return rd.load_carry(ckpt, like, n)
 
 
-def load_seed_states(path: str | os.PathLike) -> sqljax.SQLState:
+def load_seed_states(path: str | os.PathLike) -> Any:
     """The stacked learners (leading seed axis, on the host) of a run checkpoint, or of a
     run directory's latest checkpoint."""
     return load_run_state(path).agent
 
 
 def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
-                     obs_dim: int, action_dim: int) -> sqljax.SQLState:
+                     obs_dim: int, action_dim: int, learner: str | None = None) -> Any:
     """The pretrained learners (stacked, on the host) that seeds ``seed_ids`` start from:
     the same seed indices' rows of a run checkpoint of several seeds or of a directory of
     ``seed{i}/`` learners (the zoo layout), or else its one learner for every seed.
     ``path``: a checkpoint, a run directory (its latest) or a directory of seed learners.
-    RunError (one line) if the sizes differ from the env's or a seed is missing."""
+    RunError (one line) if the sizes differ from the env's, a seed is missing, or the
+    checkpoint holds another learner than ``learner`` (a name; None: any)."""
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
+    saved = meta.get("learner", learners.DEFAULT)
+    if learner is not None and saved != learner:
+        raise RunError(f"--init-from {ckpt} holds a {saved} learner, not {learner}; start a "
+                       f"{learner} run from a {learner} checkpoint (or pass --learner {saved})")
     sizes = (int(meta["obs_dim"]), int(meta["action_dim"]))
     if sizes != (int(obs_dim), int(action_dim)):
         raise RunError(f"--init-from checkpoint {ckpt} has observation size {sizes[0]} and action "
@@ -437,8 +439,8 @@ def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: s
             if sqljax.read_checkpoint_metadata(by_seed[s])["obs_dim"] != meta["obs_dim"]:
                 raise RunError(f"--init-from {by_seed[s]} has another observation size than "
                                f"{ckpt}")
-        learners = [jax.device_get(sqljax.load_checkpoint(by_seed[s])) for s in seed_ids]
-        return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *learners)
+        loaded = [jax.device_get(sqljax.load_checkpoint(by_seed[s])) for s in seed_ids]
+        return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *loaded)
     one = jax.device_get(sqljax.load_checkpoint(ckpt))
     if np.ndim(one.step):
         raise RunError(f"--init-from {ckpt} holds stacked learners without seed indices")

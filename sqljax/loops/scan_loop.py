@@ -14,6 +14,14 @@ steps, each doing :func:`sqljax.loops.device.store_and_learn`; one call per chun
 
 Both are pure, so ``jax.vmap`` over a leading seed axis trains independent seeds in one
 program; :class:`JaxProgram` is that, for :func:`sqljax.loops.multi_seed.train`.
+
+An env may add measures of its own to each evaluation, with two optional methods:
+``env.eval_columns(env_params) -> list[str]``, extra columns of the run's metrics, and
+``env.eval_metrics(rollout_out, env_params) -> (columns, record)``, computed in the
+compiled evaluation from one seed's stochastic episodes
+(:func:`sqljax.loops.evaluation.rollout`'s output): ``columns`` maps those column names
+to () arrays, ``record`` (possibly empty) maps names to () arrays kept, per seed, in
+the run's record of each evaluation.
 """
 
 from __future__ import annotations
@@ -28,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-import sqljax
-from sqljax import seeding
-from sqljax.envs.jax_env import action_affine, rollout, space_dims
+from sqljax import learners, seeding
+from sqljax.envs.jax_env import action_affine, space_dims
 from sqljax.loops import device
+from sqljax.loops.evaluation import rollout
 from sqljax.store import RunError
 from sqljax.store.run_dir import RunSpec
 
@@ -45,11 +53,11 @@ class TrainFns(NamedTuple):
     chunk_steps: int
 
 
-def make_train(cfg: sqljax.SQLConfig, env: Any, env_params: Any, capacity: int,
+def make_train(cfg: Any, env: Any, env_params: Any, capacity: int,
                chunk_steps: int = 1_000) -> TrainFns:
-    """The pure functions of a training run on a JAX-native env (replay of ``capacity``)."""
-    if not isinstance(cfg, sqljax.SQLConfig):
-        raise TypeError(f"cfg must be an sqljax.SQLConfig, got {type(cfg).__name__}")
+    """The pure functions of a training run on a JAX-native env (replay of ``capacity``)
+    for the learner whose config ``cfg`` is."""
+    learner = learners.of_config(cfg)
     if int(chunk_steps) < 1 or int(capacity) < 1:
         raise ValueError(f"capacity and chunk_steps must be >= 1, got {capacity}, {chunk_steps}")
     obs_dim, action_dim = space_dims(env, env_params)
@@ -58,20 +66,20 @@ def make_train(cfg: sqljax.SQLConfig, env: Any, env_params: Any, capacity: int,
     def init_carry(key: jax.Array) -> device.Carry:
         k_agent, k_env, k_run = jax.random.split(key, 3)
         obs, env_state = env.reset(k_env, env_params)
-        agent = sqljax.init(k_agent, cfg, obs_dim, action_dim)
+        agent = learner.init(k_agent, cfg, obs_dim, action_dim)
         return device.new_carry(agent, k_run, int(capacity), jnp.asarray(obs, jnp.float32), env_state)
 
     def env_step(c, _):
         carry, stats = c
         key, k_act, k_env, k_reset = jax.random.split(carry.key, 4)
-        action = sqljax.sample_actions(carry.agent, carry.obs, k_act)
+        action, explore = device.policy_action(cfg, carry, carry.obs, k_act)
         obs, env_state, reward, terminated, truncated, info = env.step(
             k_env, carry.env_state, offset + scale * action, env_params)
         ended = terminated | truncated
         cut = ~ended & (carry.episode_length + 1 >= cfg.max_episode_steps)
         learning = carry.env_steps + 1 >= max(cfg.learning_starts, 1)
         carry, stats = device.store_and_learn(
-            cfg, carry.replace(key=key), stats, action, info["final_observation"],
+            cfg, carry.replace(key=key, explore=explore), stats, action, info["final_observation"],
             jnp.asarray(reward, jnp.float32), terminated, ended | cut, learning)
         reset_obs, reset_state = env.reset(k_reset, env_params)
         env_state = jax.tree.map(lambda r, s: jnp.where(cut, r, s), reset_state, env_state)
@@ -94,28 +102,23 @@ def chunk_steps(spec: RunSpec) -> int:
 def compiled(cfg, env, env_params, capacity: int, chunk: int, eval_episodes: int, mesh: Mesh):
     sh = seeding.seed_sharding(mesh)
     fns = make_train(cfg, env, env_params, capacity, chunk)
-    has_goals = hasattr(env_params, "goals")
+    env_metrics = getattr(env, "eval_metrics", None)
 
     def finetune_one(key, pretrained):
         carry = fns.init_carry(key)
         k_agent = jax.random.split(key, 3)[0]
-        return carry.replace(agent=device.strong(sqljax.finetune_state(k_agent, pretrained, cfg)))
+        return carry.replace(agent=device.strong(learners.of_config(cfg).finetune(k_agent, pretrained, cfg)))
 
     def eval_one(agent, key):
         k_s, k_d = jax.random.split(key)
         s = rollout(agent, k_s, eval_episodes, env, env_params)
         d = rollout(agent, k_d, eval_episodes, env, env_params, deterministic=True)
         out = {"stochastic": s["episode_return"], "deterministic": d["episode_return"]}
-        if has_goals:  # which goals the stochastic episodes reached
-            goals = jnp.max(jnp.where(s["alive"], s["info"]["goal"], -1), axis=1)  # (E,)
-            hits = goals[:, None] == jnp.arange(len(env_params.goals))  # (E, G)
-            out["goals"] = jnp.sum(jnp.any(hits, axis=0)).astype(jnp.float32)
-            out["goal_shares"] = jnp.concatenate([jnp.mean(hits, axis=0),
-                                                  jnp.mean(goals < 0)[None]])  # (G + 1,)
+        if env_metrics is not None:  # the env's own measures of the stochastic episodes
+            out["columns"], out["record"] = env_metrics(s, env_params)
         return out
 
     return dict(
-        has_goals=has_goals,
         init=jax.jit(jax.vmap(fns.init_carry), in_shardings=sh, out_shardings=sh),
         finetune=jax.jit(jax.vmap(finetune_one), in_shardings=(sh, sh), out_shardings=sh),
         run_chunk=jax.jit(jax.vmap(fns.run_chunk), in_shardings=(sh, sh), out_shardings=(sh, sh),
@@ -139,9 +142,8 @@ class JaxProgram:
         self.chunk = chunk_steps(spec)
         self.fns = compiled(self.cfg, env, env_params, self.capacity, self.chunk,
                              spec.eval_episodes, mesh)
-        n_goals = len(env_params.goals) if self.fns["has_goals"] else 0
-        self.extra_columns = (["eval_goals"] + [f"eval_goal_{i}" for i in range(n_goals)]
-                              + ["eval_goal_none"]) if n_goals else []
+        columns = getattr(env, "eval_columns", None)
+        self.extra_columns = list(columns(env_params)) if columns is not None else []
 
     def begin(self, carry, env_steps: int):
         if env_steps % self.chunk:
@@ -155,10 +157,10 @@ class JaxProgram:
             env_steps += self.chunk
         return carry, stats, env_steps
 
-    def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:
+    def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, Any]:
         keys = seeding.to_global(seeding.fold_keys(eval_keys, eval_index), self.sh)
         res = seeding.to_host(self.fns["evaluate"](agents, keys))
-        return {k: np.asarray(v) for k, v in res.items()}
+        return jax.tree.map(np.asarray, res)
 
     def close(self) -> None:
         pass

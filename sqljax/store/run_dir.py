@@ -4,7 +4,8 @@ Layout::
 
     run.json               the run's settings (env, seed ids, base seed, steps, schedule,
                            devices), format tag ``sqljax-run-2``
-    config.json            the SQLConfig
+    config.json            the learner's config, with the learner's name under "learner"
+                           (none: SQL)
     seed{i}/metrics.csv    per seed: a row per log point, evaluation columns where due
     seed{i}/events.*       per seed: the same numbers as TensorBoard scalars
                            (both written by :mod:`sqljax.store.metrics_log`)
@@ -38,7 +39,7 @@ import jax
 import numpy as np
 
 import sqljax
-from sqljax import seeding
+from sqljax import learners, seeding
 from sqljax.store import RunError
 
 RUN_FILE = "run.json"
@@ -57,7 +58,8 @@ BASE_COLUMNS = ["step", "updates", "episodes", "episode_return", "episode_length
 class RunSpec:
     """A run of N >= 1 seeds in lockstep.
 
-    env_id: environment id (resolved). config: hyperparameters shared by the seeds.
+    env_id: environment id (resolved). config: hyperparameters shared by the seeds (any
+    learner's config; the learner is the one whose config it is).
     seed_ids: which seed indices run (seed i's key is fold_in(key(base_seed), i)).
     steps: env steps per seed. out: the run directory.
     eval_every, checkpoint_every, log_every: env steps between evaluations, checkpoints
@@ -69,7 +71,7 @@ class RunSpec:
     """
 
     env_id: str
-    config: sqljax.SQLConfig
+    config: Any
     seed_ids: tuple[int, ...]
     steps: int
     out: Path
@@ -99,6 +101,7 @@ class RunSpec:
         d.pop("config")
         d["out"] = str(self.out)
         d["seed_ids"] = list(self.seed_ids)
+        d["learner"] = learners.of_config(self.config).name
         d["format"] = RUN_FORMAT
         return d
 
@@ -157,8 +160,9 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     return run
 
 
-def read_config(run_dir: str | os.PathLike) -> sqljax.SQLConfig:
-    return sqljax.SQLConfig.from_dict(json.loads((Path(run_dir) / CONFIG_FILE).read_text()))
+def read_config(run_dir: str | os.PathLike) -> Any:
+    """The config of a run directory, of the learner config.json names (none: SQL)."""
+    return learners.config_from_dict(json.loads((Path(run_dir) / CONFIG_FILE).read_text()))
 
 
 def holds_run(out: Path) -> bool:
@@ -274,7 +278,7 @@ def prepare(spec: RunSpec, resume: bool, n_devices: int, platform: str) -> None:
         return
     if not resume:
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(json.dumps(spec.config.to_dict(), indent=2) + "\n")
+        (out / CONFIG_FILE).write_text(json.dumps(learners.tagged_config(spec.config), indent=2) + "\n")
     run = dict(spec.to_json(), n_devices=n_devices, platform=platform,
                processes=jax.process_count())
     (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")

@@ -2,7 +2,7 @@
 task (the training driver, one seed, the compiled loop), then draw the figure and count
 the goals reached.
 
-    python -m experiments.multigoal --steps 20000 --seed 0 --out runs/multigoal/seed0
+    python -m experiments.studies.multigoal --steps 20000 --seed 0 --out runs/multigoal/seed0
 
 ``--out`` (default ``runs/multigoal/seed{S}``) is a run directory as every command writes
 it (run.json, config.json, seed{S}/metrics.csv with the goals reached by
@@ -31,8 +31,8 @@ import numpy as np
 import sqljax
 from experiments import cli
 from sqljax.envs import multigoal as mg
-from sqljax.envs.jax_env import rollout
 from sqljax.loops import multi_seed
+from sqljax.loops.evaluation import rollout
 from sqljax.store import run_dir as rd
 
 #: Training length (env steps). Every goal is reached by >= 10% of the evaluation episodes
@@ -156,7 +156,7 @@ def plot_figure(agent, paths, lengths, key, path: str | os.PathLike,
 
 
 def parse_args(argv=None):
-    p = cli.Parser(prog="python -m experiments.multigoal", description=__doc__,
+    p = cli.Parser(prog="python -m experiments.studies.multigoal", description=__doc__,
                    formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="environment steps of training")
     p.add_argument("--seed", type=int, default=0)

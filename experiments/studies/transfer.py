@@ -1,9 +1,9 @@
 """Skill transfer (paper §5.3): pretrain a maximum-entropy Ant, fine-tune it on new tasks,
 and compare with training the same tasks from scratch for as many steps.
 
-    python -m experiments.transfer --pretrain-steps 30000 --finetune-steps 10000 --seeds 2 \\
+    python -m experiments.studies.transfer --pretrain-steps 30000 --finetune-steps 10000 --seeds 2 \\
         --tasks AntHallwayWide --out runs/transfer/small
-    python -m experiments.transfer --pretrained runs/transfer/small/pretrain --out runs/transfer/other
+    python -m experiments.studies.transfer --pretrained runs/transfer/small/pretrain --out runs/transfer/other
     make transfer ARGS="--seeds 4 --out runs/transfer/big"
 
 1. **Pretrain** N seeds on ``AntAnyDirection`` (reward: speed in any direction) with the
@@ -21,6 +21,10 @@ and compare with training the same tasks from scratch for as many steps.
    average over all evaluations (the normalised area under the learning curve: "learns
    faster"), both evaluation modes, with stratified-bootstrap CIs (experiments/stats.py)
    and a bootstrap CI of the difference of means.
+
+``--learner ddpg`` runs the three arms with DDPG (TD3: ``--preset modern``); its config
+has no fine-tuning schedules, so fine-tuning copies the pretrained networks (optimisers
+and replay fresh) and the schedule flags are refused.
 
 Anneal span: the paper anneals over 20 epochs of 10,000 steps (200k). By default the span
 is ``--anneal-fraction`` (0.2) of the fine-tuning steps, at most 200k; ``--anneal-steps``
@@ -50,7 +54,8 @@ import numpy as np
 
 import sqljax
 from experiments import bench, cli, plots, stats
-from sqljax.envs.gym_adapter import EnvError, env_info, resolve_env_id, short_name
+from sqljax import learners
+from sqljax.envs.gym_adapter import env_info, resolve_env_id, short_name
 from sqljax.envs.registry import default_steps
 from sqljax.loops import RunError
 from sqljax.loops import multi_seed as ms
@@ -66,17 +71,33 @@ MODES = bench.MODES
 ARMS = ("finetune", "scratch")
 
 
-# Fine-tuning fields set by the study's own flags, not by the SQLConfig flags.
+# Fine-tuning fields set by the study's own flags, not by the config flags.
 _SCHEDULE_FIELDS = ("anneal_steps", "final_reward_scale", "noise_bank_size")
+# The study's flags of those schedules: a learner whose config lacks the fields refuses them.
+_SCHEDULE_FLAGS = ("anneal_fraction", "anneal_steps", "final_reward_scale", "noise_bank_size",
+                   "scratch_schedules")
+_EVALUATION_WITH_SCHEDULES = ("stochastic: fresh xi each step (the authors' protocol; the fine-tuned "
+                              "learner acts with its own annealed temperature); deterministic: xi = 0")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = cli.Parser(prog="python -m experiments.transfer",
-                description="Skill transfer: pretrain Soft Q-Learning on AntAnyDirection (alpha = "
-                            "0.1), fine-tune it on new Ant tasks with annealed temperature and "
-                            "fixed noise, and compare with training them from scratch (N seeds, "
-                            "bootstrap CIs). Writes summary.json and transfer.png under --out.",
+def has_schedules(learner: learners.Learner) -> bool:
+    """Whether the learner's config has the fine-tuning schedules' fields."""
+    return set(_SCHEDULE_FIELDS) <= {f.name for f in dataclasses.fields(learner.config_class)}
+
+
+def build_parser(learner: learners.Learner | None = None) -> argparse.ArgumentParser:
+    """The command line of ``learner`` (default SQL): its presets and config flags; the
+    schedule flags default to None for a learner without the schedules."""
+    learner = learner or learners.get(None)
+    on = has_schedules(learner)
+    what = (" (alpha = 0.1), fine-tune it on new Ant tasks with annealed temperature and fixed noise"
+            if on else ", fine-tune it on new Ant tasks (networks copied, optimisers and replay fresh)")
+    p = cli.Parser(prog="python -m experiments.studies.transfer",
+                description=f"Skill transfer: pretrain {learner.title} on AntAnyDirection{what}, and "
+                            "compare with training them from scratch (N seeds, bootstrap CIs). "
+                            "Writes summary.json and transfer.png under --out.",
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cli.add_learner_flag(p)
     st = p.add_argument_group("study")
     st.add_argument("--pretrain-steps", type=int, default=default_steps(PRETRAIN_ENV),
                     help="env steps per seed of pretraining on AntAnyDirection")
@@ -93,29 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--pretrained", metavar="CKPT_OR_RUN_DIR", help="skip pretraining: start from "
                     "this run, checkpoint or directory of seed<i>/ learners (zoo/...); seed i from "
                     "its seed i (one learner: every seed from it); its hyperparameters are the study's")
-    st.add_argument("--preset", choices=sorted(sqljax.PRESETS), default="pretrain",
+    st.add_argument("--preset", choices=sorted(learner.presets), default=learner.task_preset(PRETRAIN_ENV),
                     help="hyperparameter preset of pretraining (and of the scratch runs)")
+    refused = "" if on else f"; {learner.config_class.__name__} has none: refused"
     sc = p.add_argument_group("fine-tuning schedules (paper: alpha 0.1 -> 0.001 and K_xi -> 1 over "
-                              "20 epochs of 10k steps)")
-    sc.add_argument("--anneal-fraction", type=float, default=0.2, help="schedule span as a fraction "
-                    f"of --finetune-steps (at most {PAPER_ANNEAL_STEPS})")
+                              f"20 epochs of 10k steps){refused}")
+    sc.add_argument("--anneal-fraction", type=float, default=0.2 if on else None, help="schedule span as a "
+                    f"fraction of --finetune-steps (at most {PAPER_ANNEAL_STEPS})")
     sc.add_argument("--anneal-steps", type=int, help="schedule span in updates (overrides "
                     "--anneal-fraction; 0: no schedules)")
-    sc.add_argument("--final-reward-scale", type=cli.optional_float, default=1000.0, metavar="X",
-                    help="reward scale (1 / alpha) reached at the end of the span (0 / none: "
+    sc.add_argument("--final-reward-scale", type=cli.optional_float, default=1000.0 if on else None,
+                    metavar="X", help="reward scale (1 / alpha) reached at the end of the span (0 / none: "
                     "keep the pretraining's)")
-    sc.add_argument("--noise-bank-size", type=int, default=16, help="K_xi: fixed noise vectors "
-                    "acting draws from, shrinking linearly to 1 (0: fresh noise, as in pretraining)")
-    sc.add_argument("--scratch-schedules", action="store_true", help="give the scratch runs the "
-                    "same schedules (default: the pretraining's constant alpha and fresh noise)")
+    sc.add_argument("--noise-bank-size", type=int, default=16 if on else None, help="K_xi: fixed noise "
+                    "vectors acting draws from, shrinking linearly to 1 (0: fresh noise, as in pretraining)")
+    sc.add_argument("--scratch-schedules", action="store_true", default=False if on else None,
+                    help="give the scratch runs the same schedules (default: the pretraining's "
+                    "constant alpha and fresh noise)")
     ev = p.add_argument_group("evaluation, checkpoints, statistics")
     cli.add_schedule_flags(ev, keep_checkpoints=2)
     ev.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS,
                     help="stratified-bootstrap replicates per confidence interval")
     ev.add_argument("--confidence", type=float, default=0.95, help="confidence level")
     ev.add_argument("--stat", choices=("iqm", "mean"), default="iqm", help="line of the plots")
-    cli.add_config_flags(p, "hyperparameters (SQLConfig fields, for every phase; default: the "
-                         "preset's, or the --pretrained run's)", skip=_SCHEDULE_FIELDS)
+    cli.add_config_flags(p, f"hyperparameters ({learner.config_class.__name__} fields, for every phase; "
+                         "default: the preset's, or the --pretrained run's)", skip=_SCHEDULE_FIELDS,
+                         learner=learner)
     return p
 
 
@@ -140,11 +164,14 @@ class Plan:
     pretrained: str  # what fine-tuning starts from
     tasks: dict[str, dict[str, rd.RunSpec]]  # short name -> arm -> spec
     settings: dict[str, Any]
+    learner: learners.Learner
 
 
-def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.SQLConfig, int, int, str]:
+def _pretrained_sizes(path: str, seed_ids: Sequence[int],
+                      learner: learners.Learner) -> tuple[Path, Any, int, int, str]:
     """The checkpoint ``path`` names, its config, sizes and env (if recorded); RunError
-    if it is a multi-seed checkpoint without one of ``seed_ids``."""
+    if it is a multi-seed checkpoint without one of ``seed_ids``, or holds another
+    learner than ``learner``."""
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     counters = meta.get("metadata", {})
@@ -155,21 +182,34 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int]) -> tuple[Path, sqljax.
             raise RunError(f"--pretrained {path} holds seeds {have}, not seed(s) "
                            f"{missing}; choose --seeds / --first-seed among them")
     try:
-        cfg = sqljax.SQLConfig.from_dict(meta["config"])
-        return ckpt, cfg, int(meta["obs_dim"]), int(meta["action_dim"]), counters.get("env_id", "unknown")
+        cfg = learners.config_from_dict(meta["config"], meta.get("learner"))
+        obs_dim, action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"--pretrained {ckpt}: unreadable config or sizes ({e})") from None
+    saved = learners.of_config(cfg)
+    if saved is not learner:
+        raise RunError(f"--pretrained {ckpt} holds {saved.name} learners, not {learner.name}; pass "
+                       f"--learner {saved.name}, or pretrained {learner.name} learners")
+    return ckpt, cfg, obs_dim, action_dim, counters.get("env_id", "unknown")
 
 
 def make_plan(args) -> Plan:
+    learner = learners.get(getattr(args, "learner", None))
+    schedules = has_schedules(learner)
+    if not schedules:
+        given = [cli.flag(name) for name in _SCHEDULE_FLAGS if getattr(args, name) is not None]
+        if given:
+            raise RunError(f"{', '.join(given)}: the fine-tuning schedules need a config with "
+                           f"{', '.join(_SCHEDULE_FIELDS)}; {learner.name}'s "
+                           f"{learner.config_class.__name__} has none (drop the flag(s))")
     cli.check_at_least(args, {
         **dict.fromkeys(("pretrain_steps", "finetune_steps", "seeds", "eval_episodes",
                          "keep_checkpoints", "bootstrap_reps", "devices"), 1),
         **dict.fromkeys(("eval_every", "checkpoint_every", "log_every", "anneal_steps",
                          "first_seed"), 0)})
-    if args.noise_bank_size < 0:
+    if schedules and args.noise_bank_size < 0:
         raise RunError(f"--noise-bank-size must be >= 0 (0: off), got {args.noise_bank_size}")
-    if not 0 < args.anneal_fraction <= 1:
+    if schedules and not 0 < args.anneal_fraction <= 1:
         raise RunError(f"--anneal-fraction must be in (0, 1], got {args.anneal_fraction}")
     if not 0 < args.confidence < 1:
         raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
@@ -181,26 +221,21 @@ def make_plan(args) -> Plan:
 
     # The learner's hyperparameters: the preset's, or the pretrained run's, then the flags.
     pretrain_id = resolve_env_id(PRETRAIN_ENV)
-    try:
-        if args.pretrained:
-            src, pre_cfg, obs_dim, action_dim, pretrain_id = _pretrained_sizes(args.pretrained, seed_ids)
-            for name in ("hidden_sizes", "n_q"):
-                want = overrides.get(name, getattr(pre_cfg, name))
-                if (tuple(want) if name == "hidden_sizes" else want) != getattr(pre_cfg, name):
-                    raise RunError(f"{cli.flag(name)}: fine-tuning keeps the pretrained network's "
-                                   f"{name} {getattr(pre_cfg, name)}")
-            base = pre_cfg.replace(**overrides, anneal_steps=0, final_reward_scale=None,
-                                   noise_bank_size=0)
-            source = str(src)
-        else:
-            base = sqljax.SQLConfig.preset(args.preset, task=pretrain_id, **overrides)
-            info = env_info(pretrain_id)
-            obs_dim, action_dim = info.obs_dim, info.action_dim
-            source = f"{pretrain_id} ({args.preset} preset)"
-    except (ValueError, TypeError) as e:
-        if isinstance(e, (RunError, EnvError, sqljax.CheckpointError)):
-            raise
-        raise RunError(cli.config_error(e)) from None
+    no_schedules = dict(anneal_steps=0, final_reward_scale=None, noise_bank_size=0) if schedules else {}
+    if args.pretrained:
+        src, pre_cfg, obs_dim, action_dim, pretrain_id = _pretrained_sizes(args.pretrained, seed_ids, learner)
+        for name in ("hidden_sizes", "n_q"):
+            want = overrides.get(name, getattr(pre_cfg, name))
+            if (tuple(want) if name == "hidden_sizes" else want) != getattr(pre_cfg, name):
+                raise RunError(f"{cli.flag(name)}: fine-tuning keeps the pretrained network's "
+                               f"{name} {getattr(pre_cfg, name)}")
+        base = cli.make_config(pretrain_id, None, {**overrides, **no_schedules}, pre_cfg, learner)
+        source = str(src)
+    else:
+        base = cli.make_config(pretrain_id, args.preset, overrides, learner=learner)
+        info = env_info(pretrain_id)
+        obs_dim, action_dim = info.obs_dim, info.action_dim
+        source = f"{pretrain_id} ({args.preset} preset)"
 
     task_ids = []
     for name in args.tasks:
@@ -214,14 +249,13 @@ def make_plan(args) -> Plan:
         if env_id not in task_ids:
             task_ids.append(env_id)
 
-    anneal = anneal_steps_for(args.finetune_steps, args.anneal_fraction, args.anneal_steps)
+    anneal = anneal_steps_for(args.finetune_steps, args.anneal_fraction, args.anneal_steps) if schedules else 0
     final_scale = args.final_reward_scale if anneal > 0 else None
     bank = args.noise_bank_size if anneal > 0 else 0
-    try:
-        finetune_cfg = base.replace(anneal_steps=anneal, final_reward_scale=final_scale,
-                                    noise_bank_size=bank)
-    except ValueError as e:
-        raise RunError(cli.config_error(e)) from None
+    finetune_cfg = base
+    if schedules:
+        finetune = dict(anneal_steps=anneal, final_reward_scale=final_scale, noise_bank_size=bank)
+        finetune_cfg = cli.make_config(pretrain_id, None, finetune, base)
     scratch_cfg = finetune_cfg if args.scratch_schedules else base
 
     common = dict(seed_ids=seed_ids, base_seed=args.seed, keep_checkpoints=args.keep_checkpoints,
@@ -260,14 +294,10 @@ def make_plan(args) -> Plan:
         "config_scratch": scratch_cfg.to_dict(),
     }
     return Plan(out=out, seed_ids=seed_ids, base_seed=args.seed, pretrain=pretrain,
-                pretrained=pretrained, tasks=tasks, settings=settings)
+                pretrained=pretrained, tasks=tasks, settings=settings, learner=learner)
 
 
 # ------------------------------------------------------------------------------ running
-
-def _ckpt_step(path: Path) -> int:
-    return int(path.name.split("_")[-1])
-
 
 def run_phase(spec: rd.RunSpec, log=print, reps: int = stats.DEFAULT_REPS,
               confidence: float = 0.95, stat: str = "iqm") -> str:
@@ -276,16 +306,15 @@ def run_phase(spec: rd.RunSpec, log=print, reps: int = stats.DEFAULT_REPS,
     out = Path(spec.out)
     if (out / rd.RUN_FILE).exists():
         run = rd.read_run(out)
-        stored = sqljax.SQLConfig.from_dict(json.loads((out / rd.CONFIG_FILE).read_text()))
         if (run["env_id"] != resolve_env_id(spec.env_id) or list(run["seed_ids"]) != list(spec.seed_ids)
-                or int(run["base_seed"]) != spec.base_seed or stored != spec.config):
+                or int(run["base_seed"]) != spec.base_seed or rd.read_config(out) != spec.config):
             raise RunError(f"{out} holds another run (env, seeds or hyperparameters differ from this "
                            "study's); choose another --out, or remove it")
-        ckpt = rd.latest_checkpoint(out)
-        if ckpt is None:  # stopped before its first checkpoint: the same run starts again
+        saved = rd.checkpoint_dirs(out)  # (step, path), oldest first
+        if not saved:  # stopped before its first checkpoint: the same run starts again
             ms.train(spec, log=log)
             done = "started again"
-        elif _ckpt_step(ckpt) >= spec.steps:
+        elif saved[-1][0] >= spec.steps:
             done = "finished before"
         else:
             ms.train(spec, resume=True, log=log)
@@ -303,14 +332,6 @@ def _per_seed_curve(summary: dict, mode: str) -> tuple[np.ndarray, np.ndarray]:
     ids = [str(s) for s in summary["seed_ids"]]
     returns = np.asarray([curve["per_seed"][s] for s in ids], np.float64).reshape(len(ids), -1)
     return steps, returns
-
-
-def _verdict(diff: dict[str, float]) -> str:
-    if diff["ci_low"] > 0:
-        return "fine-tuned higher (CI of the difference above 0)"
-    if diff["ci_high"] < 0:
-        return "scratch higher (CI of the difference below 0)"
-    return "no clear difference (CI of the difference contains 0)"
 
 
 def _scores(summary: dict, mode: str) -> dict[str, Any] | None:
@@ -355,7 +376,7 @@ def task_summary(task_dir: Path, reps: int, confidence: float) -> dict[str, Any]
             comparison[mode] = {}
             for what in ("final", "average"):
                 d = stats.difference_ci(ft[f"{what}_per_seed"], sc[f"{what}_per_seed"], reps, confidence)
-                d["verdict"] = _verdict(d)
+                d["verdict"] = stats.verdict(d, "fine-tuned", "scratch", where=True)
                 comparison[mode][what] = d
         out["finetune_minus_scratch"] = comparison
     return out
@@ -377,8 +398,8 @@ def write_study(plan: Plan, reps: int, confidence: float, stat: str) -> dict[str
             "finetune_minus_scratch": f"difference of the means over seeds, {confidence:.0%} "
                                       "percentile CI of independent bootstrap resamples of the two "
                                       "groups; share_positive: share of resamples above 0",
-            "evaluation": "stochastic: fresh xi each step (the authors' protocol; the fine-tuned "
-                          "learner acts with its own annealed temperature); deterministic: xi = 0",
+            "evaluation": _EVALUATION_WITH_SCHEDULES if has_schedules(plan.learner) else "; ".join(
+                f"{mode}: {words}" for mode, words in plan.learner.eval_modes.items()),
         },
         "tasks": {},
     }
@@ -419,31 +440,32 @@ def _report(summary: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ main
 
+def run_study(argv: Sequence[str] | None = None) -> None:
+    """The study of the command line ``argv``: every phase not finished yet, then its
+    summary; errors as exceptions (:func:`main` turns them into one line)."""
+    args = build_parser(cli.chosen_learner(argv)).parse_args(argv)
+    plan = make_plan(args)
+    phases = ([("pretraining", plan.pretrain)] if plan.pretrain else []) + [
+        (f"{name}: {arm}", spec) for name, arms in plan.tasks.items() for arm, spec in arms.items()]
+    st = plan.settings
+    print(f"transfer study {plan.out}: seeds {plan.seed_ids[0]}..{plan.seed_ids[-1]}, "
+          f"{'pretrain ' + str(st['pretrain_steps']) + ' steps, ' if st['pretrain_steps'] else ''}"
+          f"fine-tune/scratch {st['finetune_steps']} steps on {', '.join(plan.tasks)}; "
+          f"fine-tuning {plots.schedule_words(st)}")
+    for k, (what, spec) in enumerate(phases, 1):
+        print(f"[{k}/{len(phases)}] {what}: {spec.env_id}, {spec.steps} steps -> {spec.out}")
+        done = run_phase(spec, reps=args.bootstrap_reps, confidence=args.confidence, stat=args.stat)
+        if done == "finished before":
+            print(f"  {spec.out} was finished before; kept")
+        if spec is not plan.pretrain and spec.init_from is None:  # a task's last arm
+            write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
+    summary = write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
+    print(_report(summary))
+    print(f"wrote {plan.out / SUMMARY_FILE} and {plan.out / PLOT_FILE}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        plan = make_plan(args)
-        phases = ([("pretraining", plan.pretrain)] if plan.pretrain else []) + [
-            (f"{name}: {arm}", spec) for name, arms in plan.tasks.items() for arm, spec in arms.items()]
-        st = plan.settings
-        print(f"transfer study {plan.out}: seeds {plan.seed_ids[0]}..{plan.seed_ids[-1]}, "
-              f"{'pretrain ' + str(st['pretrain_steps']) + ' steps, ' if st['pretrain_steps'] else ''}"
-              f"fine-tune/scratch {st['finetune_steps']} steps on {', '.join(plan.tasks)}; "
-              f"fine-tuning {plots.schedule_words(st)}")
-        for k, (what, spec) in enumerate(phases, 1):
-            print(f"[{k}/{len(phases)}] {what}: {spec.env_id}, {spec.steps} steps -> {spec.out}")
-            done = run_phase(spec, reps=args.bootstrap_reps, confidence=args.confidence, stat=args.stat)
-            if done == "finished before":
-                print(f"  {spec.out} was finished before; kept")
-            if spec is not plan.pretrain and spec.init_from is None:  # a task's last arm
-                summary = write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
-        summary = write_study(plan, args.bootstrap_reps, args.confidence, args.stat)
-        print(_report(summary))
-        print(f"wrote {plan.out / SUMMARY_FILE} and {plan.out / PLOT_FILE}")
-    except cli.HANDLED_ERRORS as e:
-        return cli.report_error(e, "interrupted; run the same command again to continue the study")
-    return 0
+    return cli.run_main(lambda: run_study(argv), "interrupted; run the same command again to continue the study")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 on ``AntAnyDirection`` (open arena, paid for speed in any direction), against a freshly
 initialised learner of the same config.
 
-    python -m experiments.locomotion zoo/AntAnyDirection/pretrain/seed0 \
+    python -m experiments.studies.locomotion zoo/AntAnyDirection/pretrain/seed0 \
         zoo/AntAnyDirection/pretrain/seed1 --episodes 20 --out results/transfer
 
 Per learner: the torso's mean planar speed (m/s, over every step of every episode), the
@@ -120,7 +120,7 @@ def plot(results: dict[str, tuple[dict, dict]], out: Path, mode: str = "stochast
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.Parser(prog="python -m experiments.locomotion", description=__doc__.split("\n\n")[0])
+    p = cli.Parser(prog="python -m experiments.studies.locomotion", description=__doc__.split("\n\n")[0])
     p.add_argument("learners", nargs="+", help="learner exports or checkpoints (e.g. zoo/.../seed0)")
     p.add_argument("--episodes", type=int, default=20, help="stochastic episodes per learner")
     p.add_argument("--max-steps", type=int, default=1000, help="episode length limit")

@@ -1,6 +1,6 @@
 """What the host training loop costs beyond the update itself.
 
-    python -m experiments.bench_loop [--env HalfCheetah Ant] [--rounds 5] [--steps 200]
+    python -m experiments.perf.bench_loop [--env HalfCheetah Ant] [--rounds 5] [--steps 200]
 
 For each env, with the default config and the task's reward scale, in interleaved rounds
 (shared machines are noisy, so the three are timed side by side and medians reported):

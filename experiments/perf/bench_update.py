@@ -1,13 +1,15 @@
-"""Speed of one `sqljax.update` at MuJoCo sizes, against this machine's matmul rate.
+"""Speed of one learner update (SQL's `sqljax.update`, DDPG's, TD3's) at MuJoCo sizes,
+against this machine's matmul rate.
 
-    python -m experiments.bench_update [--sizes HalfCheetah Ant] [--n 100]
-                                       [--preset code [modern ...]] [--out runs/bench]
+    python -m experiments.perf.bench_update [--sizes HalfCheetah Ant] [--n 100]
+                                       [--configs sql:code ddpg:code ddpg:modern]
+                                       [--learner sql --preset code modern] [--out runs/bench]
 
-For each preset and size: median milliseconds per update (each update timed alone,
+For each learner:preset and size: median milliseconds per update (each update timed alone,
 after warm-up), the FLOPs XLA counts for one update (`compiled.cost_analysis()`), the
 achieved GFLOP/s, a matmul GFLOP/s measured in the same run, their ratio
 (`fraction_of_peak`), and updates/s for 1, 4 and 8 seeds vmapped into one call, against
-one seed alone. With several presets, each one's time per update relative to the first
+one seed alone. With several configs, each one's time per update relative to the first
 (measured in the same process, so the ratio holds on a busy machine too). Writes
 `<out>/update.json`. Medians, since shared machines are noisy.
 """
@@ -25,6 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import sqljax
+from sqljax import learners
+
+#: What one run times by default: SQL, DDPG and TD3 (DDPG's modern preset).
+DEFAULT_CONFIGS = ("sql:code", "ddpg:code", "ddpg:modern")
 
 SIZES = {"HalfCheetah": (17, 6), "Ant": (105, 8), "Hopper": (11, 3), "Humanoid": (348, 17)}
 
@@ -67,11 +73,12 @@ def random_batch(key, batch_size: int, obs_dim: int, action_dim: int) -> sqljax.
     )
 
 
-def bench_size(name: str, cfg: sqljax.SQLConfig, n: int, seeds: list[int], peak: float) -> dict:
+def bench_size(name: str, cfg, n: int, seeds: list[int], peak: float) -> dict:
+    learner = learners.of_config(cfg)
     obs_dim, action_dim = SIZES[name]
-    state = sqljax.init(jax.random.key(0), cfg, obs_dim, action_dim)
+    state = learner.init(jax.random.key(0), cfg, obs_dim, action_dim)
     batch = random_batch(jax.random.key(1), cfg.batch_size, obs_dim, action_dim)
-    compiled = jax.jit(sqljax.update).lower(state, batch).compile()
+    compiled = jax.jit(learner.update).lower(state, batch).compile()
     flops = flops_of(compiled)
     sec = median_seconds(compiled, (state, batch), n)
     out = {
@@ -85,9 +92,9 @@ def bench_size(name: str, cfg: sqljax.SQLConfig, n: int, seeds: list[int], peak:
     }
     for n_seeds in seeds:
         keys = jax.random.split(jax.random.key(2), n_seeds)
-        states = jax.vmap(lambda k: sqljax.init(k, cfg, obs_dim, action_dim))(keys)
+        states = jax.vmap(lambda k: learner.init(k, cfg, obs_dim, action_dim))(keys)
         batches = jax.vmap(lambda k: random_batch(k, cfg.batch_size, obs_dim, action_dim))(keys)
-        vcompiled = jax.jit(jax.vmap(sqljax.update)).lower(states, batches).compile()
+        vcompiled = jax.jit(jax.vmap(learner.update)).lower(states, batches).compile()
         vsec = median_seconds(vcompiled, (states, batches), max(n // 2, 20))
         out["seeds"][str(n_seeds)] = {
             "ms_per_call": vsec * 1e3,
@@ -104,12 +111,26 @@ def main(argv=None) -> dict:
     p.add_argument("--sizes", nargs="+", default=["HalfCheetah", "Ant"], choices=sorted(SIZES))
     p.add_argument("--n", type=int, default=100, help="timed updates per size (>= 50)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 8])
-    p.add_argument("--preset", nargs="+", default=["code"], choices=sorted(sqljax.PRESETS),
-                   help="one or more presets; the first is the reference for cost ratios")
+    p.add_argument("--configs", nargs="+", metavar="LEARNER:PRESET",
+                   help="learner:preset pairs; the first is the reference for cost ratios "
+                        f"(default: {' '.join(DEFAULT_CONFIGS)}, i.e. SQL, DDPG and TD3)")
+    p.add_argument("--learner", choices=learners.names(), help="only this learner (with --preset)")
+    p.add_argument("--preset", nargs="+", help="presets of --learner (default sql) to time")
     p.add_argument("--out", default="runs/bench")
     args = p.parse_args(argv)
     if args.n < 50:
         p.error("--n must be at least 50")
+    if args.configs:
+        configs = args.configs
+    elif args.learner or args.preset:
+        configs = [f"{args.learner or learners.DEFAULT}:{x}" for x in args.preset or ["code"]]
+    else:
+        configs = list(DEFAULT_CONFIGS)
+    try:
+        built = {c: learners.get(c.split(":")[0]).make_config(c.partition(":")[2] or "code")
+                 for c in configs}
+    except ValueError as e:
+        p.error(str(e))
     peak = matmul_gflops()
     result = {
         "device": str(jax.devices()[0]),
@@ -119,20 +140,19 @@ def main(argv=None) -> dict:
         "presets": {},
     }
     print(f"device {result['device']}, matmul {peak:.1f} GFLOP/s (1024^3 float32)")
-    for preset in args.preset:
-        cfg = sqljax.SQLConfig.preset(preset)
+    for preset, cfg in built.items():
         sizes = result["presets"][preset] = {}
         for name in args.sizes:
             r = sizes[name] = bench_size(name, cfg, args.n, args.seeds, peak)
-            ref = result["presets"][args.preset[0]][name]
-            r["ms_per_update_vs_" + args.preset[0]] = r["ms_per_update"] / ref["ms_per_update"]
-            print(f"{preset:7s} {name:12s} obs {r['obs_dim']:3d} act {r['action_dim']:2d}: "
+            ref = result["presets"][configs[0]][name]
+            r["ms_per_update_vs_" + configs[0]] = r["ms_per_update"] / ref["ms_per_update"]
+            print(f"{preset:12s} {name:12s} obs {r['obs_dim']:3d} act {r['action_dim']:2d}: "
                   f"{r['ms_per_update']:.2f} ms/update, {r['flops_per_update'] / 1e6:.0f} MFLOP, "
                   f"{r['gflops_per_s']:.1f} GFLOP/s = {r['fraction_of_peak']:.2f} of matmul"
-                  + (f", {r['ms_per_update'] / ref['ms_per_update']:.2f}x {args.preset[0]}'s time"
-                     if preset != args.preset[0] else ""))
+                  + (f", {r['ms_per_update'] / ref['ms_per_update']:.2f}x {configs[0]}'s time"
+                     if preset != configs[0] else ""))
             for s, v in r["seeds"].items():
-                print(f"{'':20s} {s:>2s} seeds vmapped: {v['updates_per_s']:.0f} updates/s, "
+                print(f"{'':25s} {s:>2s} seeds vmapped: {v['updates_per_s']:.0f} updates/s, "
                       f"per-seed cost {v['per_seed_cost_vs_one_seed']:.2f}x one seed")
     # the peak again at the end: the machine may have changed speed meanwhile
     result["matmul_gflops_per_s_after"] = matmul_gflops()

@@ -1,4 +1,4 @@
-"""The compiled training loop's speed over seeds, for :mod:`experiments.bench_gpu`.
+"""The compiled training loop's speed over seeds, for :mod:`experiments.perf.bench_gpu`.
 
 :func:`measure_loop`: ``sqljax.loops.scan_loop`` on a JAX-native env, ``jax.vmap``-ed
 over S seeds: a warm-up chunk (which holds the ``learning_starts`` steps without

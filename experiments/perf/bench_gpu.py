@@ -1,7 +1,7 @@
 """How fast sqljax runs on an accelerator: matmul rate, the update vmapped over seeds,
 and the compiled training loop, in one time-boxed run.
 
-    python -m experiments.bench_gpu [--tiny] [--seeds 1 16 64 256]
+    python -m experiments.perf.bench_gpu [--tiny] [--seeds 1 16 64 256]
                                     [--time-budget 420] [--out runs/bench/gpu.json]
 
 On a GPU machine with a CUDA jax (and flax, optax, chex, orbax) but no package index:
@@ -15,8 +15,9 @@ flags. To check the whole path on a CPU (two to three minutes on two cores):
 
 Figures, by section:
 
-1. **Device**: ``jax.devices()``, jax, jaxlib and CUDA plugin versions, the platform,
-   the default matmul precision, the device's memory, ``nvidia-smi``'s summary.
+1. **Device** (``experiments.machine.device_info``): ``jax.devices()``, jax, jaxlib and
+   CUDA plugin versions, the platform, the CPU model and cores, the default matmul
+   precision, the device's memory, ``nvidia-smi``'s summary.
 2. **Matmul**: an N x N by N x N product (N = 8192; 512 with ``--tiny``), median of 10
    calls after warm-up, as ``TFLOP/s`` = 2 N^3 / seconds / 1e12, in float32 at the
    default precision (``float32_default``: what ``sqljax.update`` runs with; XLA may use
@@ -37,7 +38,7 @@ Figures, by section:
      beyond its work (launch, host round trip), saved by taking updates in a scan;
    * ``compile s``: compilation of both programs.
 
-4. **Training loop** (:func:`experiments.loop_speed.measure_loop`): ``scan_loop`` on
+4. **Training loop** (:func:`experiments.perf.loop_speed.measure_loop`): ``scan_loop`` on
    each ``--loop-envs`` env (default ``mjx:HalfCheetah`` and ``mjx:Ant``, gymnasium's
    v5 tasks stepped by MJX, with the ``code`` preset; ``MultiGoal`` takes the
    ``multigoal`` preset), ``jax.vmap``-ed over S seeds, every env at one S before the
@@ -50,7 +51,7 @@ Figures, by section:
    the preset's 1e6, so that 256 seeds fit in memory (sampling is uniform over the
    filled part, at the same cost at any capacity). At the end, ``--loop-configs``
    (default ``code``) on the multi-goal task.
-5. **Training run** (:func:`experiments.loop_speed.measure_training`): the training
+5. **Training run** (:func:`experiments.perf.loop_speed.measure_training`): the training
    driver itself on ``--train-env`` (default ``mjx:HalfCheetah``), 16 seeds (2 with
    ``--tiny``), ``code`` preset, for as many env steps as its section holds at the rate
    measured in 4 (a multiple of 10k, at most 1M), five evaluations of 5 episodes per
@@ -75,7 +76,7 @@ the end.
 from __future__ import annotations
 
 # First: the time budget counts from its import, imports and compilation included.
-from experiments.budget import Clock, Item, Report, Runner, log, start_watchdog
+from experiments.perf.budget import Clock, Item, Report, Runner, log, start_watchdog
 
 # isort: split
 import argparse
@@ -89,9 +90,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import sqljax
-from experiments.bench_update import SIZES, flops_of, median_seconds, random_batch
-from experiments.loop_speed import measure_loop, measure_training, training_steps
 from experiments.machine import device_info
+from experiments.perf.bench_update import SIZES, flops_of, median_seconds, random_batch
+from experiments.perf.loop_speed import measure_loop, measure_training, training_steps
 
 #: Cumulative shares of the time budget at which each section must end. The last one
 #: leaves room for an item that runs longer than estimated: at the full budget a
@@ -297,7 +298,7 @@ def markdown(data: dict) -> str:
 # --------------------------------------------------------------------------- main
 
 def parse_args(argv: Sequence[str] | None):
-    p = argparse.ArgumentParser(prog="python -m experiments.bench_gpu",
+    p = argparse.ArgumentParser(prog="python -m experiments.perf.bench_gpu",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true",
@@ -345,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     report.save()
     d = report.data["device"]
     log(f"{d['device_kind']} x{d['device_count']} ({d['platform']}), jax {d['jax']}, "
-        f"jaxlib {d['jaxlib']}, python {d['python']}")
+        f"jaxlib {d['jaxlib']}, python {d['python']}; CPU {d['cpu']} x{d['cpus']}")
     if d["platform"] != "gpu" and not args.tiny:
         log(f"warning: no GPU in use (jax runs on {d['platform']}); the figures are that device's")
 

@@ -2,8 +2,8 @@
 another: total env steps per second for N = 1, 4, 8 seeds, measured after
 ``learning_starts`` (so every step runs an update) in one process.
 
-    python -m experiments.bench_seeds                       # HalfCheetah-v5 and MultiGoal
-    python -m experiments.bench_seeds --envs Pendulum --seeds 1 2 --measure-steps 300
+    python -m experiments.perf.bench_seeds                       # HalfCheetah-v5 and MultiGoal
+    python -m experiments.perf.bench_seeds --envs Pendulum --seeds 1 2 --measure-steps 300
 
 Running N seeds one after another processes env steps at the rate of one seed, r_1;
 lockstep training processes N * r_N (r_N: the rate each seed advances at). The speed-up
@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
-
 import sqljax
+from experiments import machine
 from experiments.cli import make_config
 from sqljax.envs import registry
 from sqljax.envs.gym_adapter import resolve_env_id, short_name
@@ -75,7 +73,7 @@ def markdown(table: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.bench_seeds",
+    p = argparse.ArgumentParser(prog="python -m experiments.perf.bench_seeds",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--envs", nargs="+", default=["HalfCheetah", "MultiGoal"])
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 4, 8])
@@ -87,14 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if 1 not in args.seeds:
         args.seeds = [1] + list(args.seeds)  # the sequential baseline
+    info = machine.device_info()
     table = {
         "what": "env steps per second after learning_starts (every step updates), evaluation "
                 "and checkpoints off; sequential = N runs of one seed one after another, whose "
                 "total rate is the 1-seed rate",
-        "machine": {"platform": jax.devices()[0].platform, "devices": len(jax.devices()),
-                    "device_kind": jax.devices()[0].device_kind, "cpus": os.cpu_count(),
+        "machine": {"platform": info["platform"], "devices": info["device_count"],
+                    "device_kind": info["device_kind"], "cpus": info["cpus"],
                     "load_average_at_start": list(os.getloadavg()),
-                    "python": platform.python_version(), "jax": jax.__version__},
+                    "python": info["python"], "jax": info["jax"]},
         "results": {},
     }
     with tempfile.TemporaryDirectory() as tmp:

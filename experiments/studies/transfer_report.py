@@ -1,12 +1,12 @@
 """Compare fine-tuning protocols: several skill-transfer studies on the same tasks, seeds
 and scratch runs, one report.
 
-    python -m experiments.transfer_report runs/transfer/v1 runs/transfer/v1-no-schedules \\
+    python -m experiments.studies.transfer_report runs/transfer/v1 runs/transfer/v1-no-schedules \\
         --names paper no-schedules --out results/transfer/v1-100k
-    python -m experiments.transfer_report --curves results/transfer/v1-100k/curves.csv \\
+    python -m experiments.studies.transfer_report --curves results/transfer/v1-100k/curves.csv \\
         --out results/transfer/v1-100k                 # again, from the committed curves
 
-Each STUDY is a directory ``experiments.transfer`` wrote (``<task>/finetune/`` and
+Each STUDY is a directory ``experiments.studies.transfer`` wrote (``<task>/finetune/`` and
 ``<task>/scratch/`` run directories). Its fine-tuned runs are one arm, named by
 ``--names`` (default: the directory's name); the scratch arm is the first study's, and
 the other studies must hold the same scratch runs (checked on their evaluations). Tasks
@@ -125,14 +125,6 @@ def curve(rows: list[dict[str, Any]], task: str, arm: str, column: str):
     return np.asarray(steps), np.asarray([[value[s, t] for t in steps] for s in seeds], float)
 
 
-def _verdict(d: dict[str, float], arm: str) -> str:
-    if d["ci_low"] > 0:
-        return f"{arm} higher"
-    if d["ci_high"] < 0:
-        return "scratch higher"
-    return "no clear difference"
-
-
 def analyse(rows: list[dict[str, Any]], reps: int, confidence: float) -> dict[str, Any]:
     """report.json: per task, mode and arm the final and average returns; per fine-tuned
     arm its difference from scratch."""
@@ -163,7 +155,7 @@ def analyse(rows: list[dict[str, Any]], reps: int, confidence: float) -> dict[st
                     for what in ("final", "average"):
                         d = stats.difference_ci(per_arm[arm][what], per_arm[SCRATCH][what], reps,
                                                 confidence)
-                        m[arm]["minus_scratch"][what] = dict(d, verdict=_verdict(d, arm))
+                        m[arm]["minus_scratch"][what] = dict(d, verdict=stats.verdict(d, arm, SCRATCH))
             t[mode] = m
         report["tasks"][task] = t
     return report
@@ -222,7 +214,7 @@ def figure(rows: list[dict[str, Any]], path: Path, title: str, reps: int, confid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.transfer_report",
+    p = argparse.ArgumentParser(prog="python -m experiments.studies.transfer_report",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("studies", nargs="*", metavar="STUDY", help="transfer study directories")
     p.add_argument("--names", nargs="+", help="one arm name per study (default: the directory names)")
