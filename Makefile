@@ -23,7 +23,7 @@ FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-si
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install lint test test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
+.PHONY: install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
 .PHONY: gpu-wheels bench-gpu
 
 install: $(STAMP)
@@ -38,7 +38,12 @@ $(STAMP): pyproject.toml constraints.txt
 lint: install
 	$(PY) -m ruff check .
 
+# The default suite in two worker processes (whole files per worker: module fixtures are
+# built once); `make test-serial` runs it in one.
 test: install
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+test-serial: install
 	$(PY) -m pytest -q
 
 test-slow: install

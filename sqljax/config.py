@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from sqljax.learners.protocol import (
-    DriverConfig,
+    QLearningConfig,
     check_field,
     check_positive_float,
     check_positive_int,
@@ -39,21 +39,21 @@ def task_base_name(task: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class SQLConfig(DriverConfig):
+class SQLConfig(QLearningConfig):
     """Every hyperparameter of Soft Q-Learning. Frozen and hashable: it is static data of
     `SQLState`, so changing it recompiles, and it never changes inside a compiled step.
     The drivers' fields (batch size, replay, warm-up, updates per step, episode length)
-    come from :class:`~sqljax.learners.protocol.DriverConfig`.
+    come from :class:`~sqljax.learners.protocol.DriverConfig`; the networks', discount's
+    and target network's (hidden_sizes, discount, target_update_interval, target_tau,
+    n_q: the Q-function ensemble, its elementwise minimum in targets) from
+    :class:`~sqljax.learners.protocol.QLearningConfig`.
 
     Invalid values raise ``ValueError`` naming the field and its allowed range.
     """
 
-    # Networks: the Q-function(s) and the sampler share the hidden layer sizes (ReLU).
-    hidden_sizes: tuple[int, ...] = (128, 128)
-    # Adam learning rates.
+    # Adam learning rates (the Q-function(s) and the sampler share hidden_sizes).
     qf_lr: float = 3e-4
     policy_lr: float = 3e-4
-    discount: float = 0.99
     # 1 / temperature. Rewards are multiplied by it in the TD target only.
     reward_scale: float = 1.0
     # K_V: uniform action samples for the importance-sampled soft value.
@@ -63,15 +63,8 @@ class SQLConfig(DriverConfig):
     kernel_update_ratio: float = 0.5
     # Lower bound of the RBF bandwidth.
     kernel_h_min: float = 1e-3
-    # Target network: every `target_update_interval` updates,
-    # target <- target_tau * Q + (1 - target_tau) * target (tau = 1 is a hard copy).
-    # A soft update (tau < 1) needs interval 1 (Polyak averaging); tau < 1 with a longer
-    # interval is refused, as is `final_reward_scale` without `anneal_steps`.
-    target_update_interval: int = 1000
-    target_tau: float = 1.0
-    # Number of soft Q-functions; with 2, targets use the elementwise minimum.
-    n_q: int = 1
-    # Fine-tuning schedules (off by default). Over the first `anneal_steps` updates the
+    # Fine-tuning schedules (off by default; `final_reward_scale` without `anneal_steps` is
+    # refused). Over the first `anneal_steps` updates the
     # reward scale moves log-linearly from `reward_scale` to `final_reward_scale`
     # (alpha from 1/reward_scale to 1/final_reward_scale), and, when
     # `noise_bank_size` > 0, acting draws xi from a fixed bank whose active size shrinks
@@ -87,6 +80,7 @@ class SQLConfig(DriverConfig):
     q_units: str = "scaled"
 
     def validate(self) -> None:
+        super().validate()
         _validate(self)
 
     # Derived sizes of the SVGD particle split.
@@ -115,13 +109,7 @@ class SQLConfig(DriverConfig):
         alpha = 0.1).
         task: a key of TASK_REWARD_SCALES (e.g. "Ant", "HalfCheetah-v5"), sets reward_scale.
         """
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        fields = dict(PRESETS[name])
-        if task is not None:
-            fields.update(task_overrides(task, name))
-        fields.update(overrides)
-        return cls(**fields)
+        return super().preset(name, task, **overrides)
 
 
 def task_reward_scale(task: str) -> float | None:
@@ -182,12 +170,8 @@ def _validate(c: SQLConfig) -> None:
     def _check(ok: bool, field: str, allowed: str, value: Any) -> None:
         check_field(c, ok, field, allowed, value)
 
-    _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes),
-           "hidden_sizes", "a non-empty tuple of integers >= 1", c.hidden_sizes)
     check_positive_float(c, "qf_lr", "policy_lr", "reward_scale", "kernel_h_min")
-    check_positive_int(c, "value_n_particles", "kernel_n_particles", "target_update_interval")
-    _check(isinstance(c.discount, (int, float)) and 0 < c.discount <= 1,
-           "discount", "in (0, 1]", c.discount)
+    check_positive_int(c, "value_n_particles", "kernel_n_particles")
     _check(isinstance(c.kernel_update_ratio, (int, float)) and 0 < c.kernel_update_ratio < 1,
            "kernel_update_ratio", "in (0, 1)", c.kernel_update_ratio)
     _check(c.n_updated_particles >= 1, "kernel_update_ratio",
@@ -197,14 +181,6 @@ def _validate(c: SQLConfig) -> None:
            "large enough to leave at least 2 fixed particles "
            f"(K - int(K * kernel_update_ratio) >= 2, ratio={c.kernel_update_ratio})",
            c.kernel_n_particles)
-    _check(isinstance(c.target_tau, (int, float)) and 0 < c.target_tau <= 1,
-           "target_tau", "in (0, 1]", c.target_tau)
-    _check(c.n_q in (1, 2), "n_q", "1 or 2", c.n_q)
-    # Pairs that would silently do something else than they say:
-    _check(c.target_tau == 1 or c.target_update_interval == 1, "target_tau",
-           "1 (a hard copy) when target_update_interval > 1 (a soft update every "
-           f"{c.target_update_interval} updates barely moves the target; set "
-           "target_update_interval=1 for Polyak averaging)", c.target_tau)
     _check(isinstance(c.anneal_steps, int) and c.anneal_steps >= 0,
            "anneal_steps", "an integer >= 0", c.anneal_steps)
     if c.final_reward_scale is not None:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from sqljax.config import SQLConfig
-from sqljax.learners.protocol import Batch
+from sqljax.learners.protocol import Batch, check_batch
 from sqljax.networks import init_q_params, init_sampler_params, q_apply, sampler_apply, scale_q
 from sqljax.svgd import sampler_svgd_gradient
 from sqljax.value import soft_value
@@ -157,26 +157,6 @@ def update_target(target_params: Params, q_params: Params, step: jax.Array, tau:
     return jax.tree.map(lambda n, t: jnp.where(due, n, t), new, target_params)
 
 
-def _check_batch(batch: Batch, obs_dim: int, action_dim: int, batch_size: int) -> None:
-    """Trace-time checks of a batch against the learner: ranks, sizes, the config's
-    batch size, and floating dtypes (a bool `terminated` is accepted)."""
-    chex.assert_rank([batch.obs, batch.action, batch.reward, batch.next_obs, batch.terminated],
-                     [2, 2, 1, 2, 1])
-    b = batch.obs.shape[0]
-    if b != batch_size:
-        raise ValueError(f"batch has {b} transitions but config.batch_size is {batch_size}: "
-                         "sample batches of the config's size (or change batch_size)")
-    chex.assert_shape(batch.obs, (b, obs_dim))
-    chex.assert_shape(batch.next_obs, (b, obs_dim))
-    chex.assert_shape(batch.action, (b, action_dim))
-    chex.assert_shape([batch.reward, batch.terminated], (b,))
-    for name in ("obs", "action", "reward", "next_obs", "terminated"):
-        dtype = jnp.asarray(getattr(batch, name)).dtype
-        if not (jnp.issubdtype(dtype, jnp.floating) or (name == "terminated" and dtype == jnp.bool_)):
-            raise TypeError(f"batch.{name} has dtype {dtype}; update takes floating-point arrays"
-                            + (" (or bool)" if name == "terminated" else ""))
-
-
 # Names of the scalar metrics `update` returns, in a fixed order (for logs and tables).
 UPDATE_METRICS: tuple[str, ...] = ("q_loss", "q_mean", "value_mean", "target_mean",
                                    "kernel_bandwidth", "svgd_norm", "sampler_grad_norm",
@@ -201,7 +181,7 @@ def update(state: SQLState, batch: Batch) -> tuple[SQLState, dict[str, jax.Array
     """
     cfg = state.config
     obs_dim, action_dim = state.obs_dim, state.action_dim
-    _check_batch(batch, obs_dim, action_dim, cfg.batch_size)
+    check_batch(batch, obs_dim, action_dim, cfg.batch_size)
     batch = Batch(*(jnp.asarray(x, jnp.float32) for x in batch))
     key, k_value, k_noise = jax.random.split(state.key, 3)
     hidden = cfg.hidden_sizes

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sqljax.learners.protocol import Batch, DriverConfig, Learner
+from sqljax.learners.protocol import Batch, DriverConfig, Learner, QLearningConfig
 
 #: The learner of a checkpoint or config.json without a learner tag.
 DEFAULT = "sql"
@@ -62,6 +62,15 @@ def of_config(cfg: Any) -> Learner:
     return _by_type(cfg, "config_class", "config")
 
 
+def of_config_class(cls: type) -> Learner:
+    """The learner whose config class is ``cls`` (TypeError otherwise)."""
+    _load_builtin()
+    for learner in _BY_NAME.values():
+        if learner.config_class is cls:
+            return learner
+    raise TypeError(f"{cls.__name__} is not the config class of a registered learner")
+
+
 def of_state(state: Any) -> Learner:
     """The learner whose state ``state`` is (TypeError otherwise)."""
     return _by_type(state, "state_class", "state")
@@ -79,5 +88,5 @@ def tagged_config(cfg: Any) -> dict[str, Any]:
     """``cfg.to_dict()`` with the learner's name under ``learner``."""
     return {"learner": of_config(cfg).name, **cfg.to_dict()}
 
-__all__ = ["Batch", "DEFAULT", "DriverConfig", "Learner", "config_from_dict", "get", "names",
-           "of_config", "of_state", "register", "tagged_config"]
+__all__ = ["Batch", "DEFAULT", "DriverConfig", "Learner", "QLearningConfig", "config_from_dict", "get",
+           "names", "of_config", "of_config_class", "of_state", "register", "tagged_config"]

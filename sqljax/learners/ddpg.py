@@ -26,8 +26,9 @@ import optax
 
 from sqljax.learners.protocol import (
     Batch,
-    DriverConfig,
     Learner,
+    QLearningConfig,
+    check_batch,
     check_field,
     check_positive_float,
     check_positive_int,
@@ -39,7 +40,7 @@ Params = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class DDPGConfig(DriverConfig):
+class DDPGConfig(QLearningConfig):
     """Every hyperparameter of DDPG / TD3. Frozen and hashable (static data of
     `DDPGState`). Invalid values raise ``ValueError`` naming the field.
 
@@ -49,19 +50,11 @@ class DDPGConfig(DriverConfig):
 
     # Warm-up acts uniformly in [-1, 1]^A (the baselines' way) unless set to "policy".
     warmup_actions: str = "uniform"
-    # Actor and critics share the hidden layer sizes (ReLU).
-    hidden_sizes: tuple[int, ...] = (128, 128)
-    # Adam learning rates.
+    # Adam learning rates (actor and critics share hidden_sizes). The targets (actor and
+    # critics) move after updates that are multiples of both target_update_interval and
+    # policy_delay; n_q = 2 (TD3): twin critics, their minimum in the target.
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
-    discount: float = 0.99
-    # Targets: target <- target_tau * θ + (1 - target_tau) * target after updates that are
-    # multiples of both target_update_interval and policy_delay (tau = 1: a hard copy;
-    # tau < 1 needs interval 1).
-    target_update_interval: int = 1000
-    target_tau: float = 1.0
-    # Number of critics; with 2 (TD3) the target uses their elementwise minimum.
-    n_q: int = 1
     # Exploration: "ou" (x <- x - θ x + σ N(0, I) per env step, action = μ(s) + x; θ = 0 is a
     # random walk) or "gaussian" (action = μ(s) + exploration_sigma · N(0, I)); actions are
     # clipped to [-1, 1].
@@ -76,28 +69,8 @@ class DDPGConfig(DriverConfig):
     policy_delay: int = 1
 
     def validate(self) -> None:
+        super().validate()
         _validate(self)
-
-    @classmethod
-    def preset(cls, name: str = "code", task: str | None = None, **overrides: Any) -> "DDPGConfig":
-        """A named preset, then `overrides`.
-
-        name: "code" (the defaults), "paper" (the SQL paper's DDPG baseline, Appendix D.1)
-        or "modern" (TD3). task: accepted for symmetry with SQL; DDPG has no per-task
-        settings.
-        """
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        fields = dict(PRESETS[name])
-        if task is not None:
-            fields.update(task_overrides(task, name))
-        fields.update(overrides)
-        return cls(**fields)
-
-
-def task_overrides(task: str, preset: str) -> dict[str, Any]:
-    """DDPG's per-task settings: none."""
-    return {}
 
 
 #: "code": the defaults. "paper": the SQL paper's DDPG baseline (Appendix D.1). "modern":
@@ -121,22 +94,13 @@ def _validate(c: DDPGConfig) -> None:
     def _check(ok: bool, field: str, allowed: str, value: Any) -> None:
         check_field(c, ok, field, allowed, value)
 
-    _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes),
-           "hidden_sizes", "a non-empty tuple of integers >= 1", c.hidden_sizes)
     check_positive_float(c, "actor_lr", "critic_lr", "noise_clip")
-    check_positive_int(c, "target_update_interval", "policy_delay")
-    _check(_is_real(c.discount) and 0 < c.discount <= 1, "discount", "in (0, 1]", c.discount)
-    _check(_is_real(c.target_tau) and 0 < c.target_tau <= 1, "target_tau", "in (0, 1]", c.target_tau)
-    _check(c.n_q in (1, 2) and not isinstance(c.n_q, bool), "n_q", "1 or 2", c.n_q)
+    check_positive_int(c, "policy_delay")
     _check(c.exploration in ("ou", "gaussian"), "exploration", "'ou' or 'gaussian'", c.exploration)
     _check(_is_real(c.ou_theta) and 0 <= c.ou_theta <= 1, "ou_theta", "in [0, 1]", c.ou_theta)
     for name in ("ou_sigma", "exploration_sigma", "policy_noise"):
         v = getattr(c, name)
         _check(_is_real(v) and v >= 0, name, "a finite number >= 0", v)
-    _check(c.target_tau == 1 or c.target_update_interval == 1, "target_tau",
-           "1 (a hard copy) when target_update_interval > 1 (a soft update every "
-           f"{c.target_update_interval} updates barely moves the target; set "
-           "target_update_interval=1 for Polyak averaging)", c.target_tau)
 
 
 @flax.struct.dataclass
@@ -227,21 +191,6 @@ def _select(pred: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
 
 
-def _check_batch(batch: Batch, obs_dim: int, action_dim: int, batch_size: int) -> None:
-    """Trace-time checks of ranks, sizes (B = batch_size) and floating (or bool) dtypes."""
-    chex.assert_rank(list(batch), [2, 2, 1, 2, 1])
-    b = batch.obs.shape[0]
-    if b != batch_size:
-        raise ValueError(f"batch has {b} transitions but config.batch_size is {batch_size}")
-    chex.assert_shape([batch.obs, batch.next_obs], (b, obs_dim))
-    chex.assert_shape(batch.action, (b, action_dim))
-    chex.assert_shape([batch.reward, batch.terminated], (b,))
-    for name, x in zip(Batch._fields, batch):
-        dtype = jnp.asarray(x).dtype
-        if not (jnp.issubdtype(dtype, jnp.floating) or (name == "terminated" and dtype == jnp.bool_)):
-            raise TypeError(f"batch.{name} has dtype {dtype}; update takes floating-point arrays")
-
-
 #: Names of the scalar metrics `update` returns, in a fixed order.
 UPDATE_METRICS: tuple[str, ...] = ("critic_loss", "q_mean", "target_mean", "actor_loss",
                                    "critic_grad_norm", "actor_grad_norm", "actor_updated")
@@ -264,7 +213,7 @@ def update(state: DDPGState, batch: Batch) -> tuple[DDPGState, dict[str, jax.Arr
     """
     cfg = state.config
     hidden = cfg.hidden_sizes
-    _check_batch(batch, state.obs_dim, state.action_dim, cfg.batch_size)
+    check_batch(batch, state.obs_dim, state.action_dim, cfg.batch_size)
     batch = Batch(*(jnp.asarray(x, jnp.float32) for x in batch))
     key, k_noise = jax.random.split(state.key)
 
@@ -302,17 +251,9 @@ def update(state: DDPGState, batch: Batch) -> tuple[DDPGState, dict[str, jax.Arr
         key=key,
         step=step,
     )
-    metrics = {
-        "critic_loss": c_loss / cfg.n_q,
-        "q_mean": jnp.mean(q),
-        "target_mean": jnp.mean(y),
-        "actor_loss": a_loss,
-        "critic_grad_norm": optax.tree.norm(c_grads),
-        "actor_grad_norm": optax.tree.norm(a_grads),
-        "actor_updated": actor_due.astype(jnp.float32),
-    }
-    assert tuple(metrics) == UPDATE_METRICS
-    return new_state, metrics
+    values = (c_loss / cfg.n_q, jnp.mean(q), jnp.mean(y), a_loss, optax.tree.norm(c_grads),
+              optax.tree.norm(a_grads), actor_due.astype(jnp.float32))
+    return new_state, dict(zip(UPDATE_METRICS, values, strict=True))
 
 
 # ---------------------------------------------------------------- acting
@@ -383,5 +324,6 @@ LEARNER = Learner(
     export_fields=("actor_params", "critic_params", "target_actor_params", "target_critic_params",
                    "step", "key"),
     finetune=lambda key, pretrained, cfg: finetune_state(key, pretrained, cfg),
-    task_overrides=task_overrides,
+    eval_modes={"stochastic": "mu(s) plus the exploration noise (OU, reset each episode, or "
+                              "Gaussian)", "deterministic": "mu(s)"},
 )

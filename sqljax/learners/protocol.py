@@ -38,7 +38,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import chex
 import jax
+import jax.numpy as jnp
 
 
 class Batch(NamedTuple):
@@ -53,6 +55,27 @@ class Batch(NamedTuple):
     reward: jax.Array
     next_obs: jax.Array
     terminated: jax.Array
+
+
+def check_batch(batch: Batch, obs_dim: int, action_dim: int, batch_size: int) -> None:
+    """Trace-time checks of a batch against a learner (every learner's ``update`` calls
+    it): ranks, sizes (obs (B, O), action (B, A), reward and terminated (B,)), B equal to
+    the config's batch size, and floating dtypes (a bool `terminated` is accepted)."""
+    chex.assert_rank([batch.obs, batch.action, batch.reward, batch.next_obs, batch.terminated],
+                     [2, 2, 1, 2, 1])
+    b = batch.obs.shape[0]
+    if b != batch_size:
+        raise ValueError(f"batch has {b} transitions but config.batch_size is {batch_size}: "
+                         "sample batches of the config's size (or change batch_size)")
+    chex.assert_shape(batch.obs, (b, obs_dim))
+    chex.assert_shape(batch.next_obs, (b, obs_dim))
+    chex.assert_shape(batch.action, (b, action_dim))
+    chex.assert_shape([batch.reward, batch.terminated], (b,))
+    for name in ("obs", "action", "reward", "next_obs", "terminated"):
+        dtype = jnp.asarray(getattr(batch, name)).dtype
+        if not (jnp.issubdtype(dtype, jnp.floating) or (name == "terminated" and dtype == jnp.bool_)):
+            raise TypeError(f"batch.{name} has dtype {dtype}; update takes floating-point arrays"
+                            + (" (or bool)" if name == "terminated" else ""))
 
 
 def check_field(config: Any, ok: bool, field: str, allowed: str, value: Any) -> None:
@@ -108,6 +131,14 @@ class DriverConfig:
     def validate(self) -> None:
         """The learner's own checks (ValueError naming the field); called on creation."""
 
+    @classmethod
+    def preset(cls, name: str = "code", task: str | None = None, **overrides: Any):
+        """A named preset of this config's learner, with the task's settings for it (SQL:
+        its reward scale), then ``overrides``; ValueError for an unknown preset."""
+        from sqljax import learners
+
+        return learners.of_config_class(cls).make_config(name, task, **overrides)
+
     def replace(self, **changes: Any):
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -140,6 +171,42 @@ class DriverConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class QLearningConfig(DriverConfig):
+    """The fields of learners built on Q-functions with target networks (SQL, DDPG/TD3).
+
+    hidden_sizes: hidden layers of every network (ReLU). discount: gamma. Targets: every
+    ``target_update_interval`` updates, target <- target_tau * Q + (1 - target_tau) *
+    target (tau = 1 is a hard copy; tau < 1 needs interval 1, Polyak averaging). n_q: the
+    number of Q-functions (2: targets use their elementwise minimum).
+    """
+
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    discount: float = 0.99
+    target_update_interval: int = 1000
+    target_tau: float = 1.0
+    n_q: int = 1
+
+    def validate(self) -> None:
+        def real(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        check_field(self, len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
+                    "hidden_sizes", "a non-empty tuple of integers >= 1", self.hidden_sizes)
+        check_positive_int(self, "target_update_interval")
+        check_field(self, real(self.discount) and 0 < self.discount <= 1, "discount", "in (0, 1]",
+                    self.discount)
+        check_field(self, real(self.target_tau) and 0 < self.target_tau <= 1, "target_tau",
+                    "in (0, 1]", self.target_tau)
+        check_field(self, self.n_q in (1, 2) and not isinstance(self.n_q, bool), "n_q", "1 or 2",
+                    self.n_q)
+        # a pair that would silently do something else than it says:
+        check_field(self, self.target_tau == 1 or self.target_update_interval == 1, "target_tau",
+                    "1 (a hard copy) when target_update_interval > 1 (a soft update every "
+                    f"{self.target_update_interval} updates barely moves the target; set "
+                    "target_update_interval=1 for Polyak averaging)", self.target_tau)
+
+
+@dataclasses.dataclass(frozen=True)
 class Learner:
     """A learner as the drivers see it (see the module docstring for each entry)."""
 
@@ -168,7 +235,7 @@ class Learner:
         learner, then ``overrides``. ValueError for an unknown preset or a bad value."""
         name = preset or (self.task_preset(task) if task is not None else "code")
         if name not in self.presets:
-            raise ValueError(f"unknown {self.name} preset {name!r}; choose one of "
+            raise ValueError(f"unknown preset {name!r} of {self.name}; choose one of "
                              f"{sorted(self.presets)}")
         fields = dict(self.presets[name])
         if task is not None:
