@@ -158,3 +158,43 @@ def actor_apply(actor_params, hidden_sizes: Sequence[int], obs: jax.Array) -> ja
     """The actor's actions in [-1, 1]: obs (*S, O) -> (*S, A); A is read from the params."""
     action_dim = actor_params["params"]["output"]["kernel"].shape[-1]
     return Actor(tuple(hidden_sizes), action_dim).apply(actor_params, obs)
+
+
+#: Bounds of the Gaussian policy's log standard deviation (the head's output is clipped).
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian over pre-squash actions: obs (*S, O) -> mean (*S, A), log_std (*S, A).
+
+    ReLU hidden layers ``hidden_<i>`` (as in `Actor`), then two linear heads ``mean`` and
+    ``log_std`` (each a `_FlatDense`: Xavier-uniform weights, zero biases); log_std is
+    clipped to [LOG_STD_MIN, LOG_STD_MAX] = [-20, 2].
+    """
+
+    hidden_sizes: Sequence[int] = (256, 256)
+    action_dim: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = obs
+        for i, size in enumerate(self.hidden_sizes):
+            h = nn.relu(_FlatDense(size, name=f"hidden_{i}")(h))
+        mean = _FlatDense(self.action_dim, name="mean")(h)
+        log_std = _FlatDense(self.action_dim, name="log_std")(h)
+        return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+def init_gaussian_policy_params(key: jax.Array, hidden_sizes: Sequence[int], obs_dim: int,
+                                action_dim: int):
+    """Parameters of a `GaussianPolicy`: hidden kernels (in, H_i), head kernels (H_last, A)."""
+    module = GaussianPolicy(tuple(hidden_sizes), action_dim)
+    return module.init(key, jnp.zeros((1, obs_dim)))
+
+
+def gaussian_policy_apply(policy_params, hidden_sizes: Sequence[int],
+                          obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The policy's mean (*S, A) and clipped log_std (*S, A) at obs (*S, O); A is read
+    from the params."""
+    action_dim = policy_params["params"]["mean"]["kernel"].shape[-1]
+    return GaussianPolicy(tuple(hidden_sizes), action_dim).apply(policy_params, obs)

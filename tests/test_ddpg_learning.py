@@ -4,7 +4,7 @@ gymnax's Pendulum-v1 through the compiled loop (one seed, 200-step episodes, 100
 warm-up steps for every preset). A random policy scores about -1200 to -1600; a
 swing-up about -150. Measured (seed 0, deterministic evaluation over 10 episodes every
 2500 steps): TD3 -154 at 7.5k steps, DDPG code -145 at 12.5k, DDPG paper -142 at 12.5k.
-TD3 runs in the default suite; the two DDPG presets are slow tests.
+Each takes 20-60 s on a 2-core CPU: slow tests (`make test-slow`), like SQL's Pendulum test.
 """
 
 from __future__ import annotations
@@ -39,11 +39,10 @@ def best_deterministic_return(preset: str, steps: int) -> list[float]:
     return returns
 
 
-@pytest.mark.parametrize("preset, steps", [
-    ("modern", 10_000),
-    pytest.param("code", 17_500, marks=pytest.mark.slow),
-    pytest.param("paper", 17_500, marks=pytest.mark.slow),
-])
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("preset, steps", [("modern", 10_000), ("code", 17_500), ("paper", 17_500)])
 def test_pendulum_swings_up(preset, steps):
     returns = best_deterministic_return(preset, steps)
     assert returns[0] < -700, returns  # it starts far from a swing-up...

@@ -5,8 +5,10 @@ the learner's name, and refusals across learners."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -169,3 +171,34 @@ def test_uniform_warmup_actions_are_the_same_for_every_learner():
         stored.append(np.asarray(carry.buffer.experience.action)[0, :25])
     np.testing.assert_array_equal(stored[0], stored[1])
     assert np.abs(stored[0]).max() <= 1 and np.std(stored[0]) > 0.4  # uniform on [-1, 1]
+
+
+def test_a_run_saved_before_the_exploration_state_still_resumes(tmp_path):
+    """A run checkpoint of the earlier format (``sqljax-run-2``: a carry without the
+    exploration state) resumes, with the same numbers as the run it was copied from."""
+    cfg = sqljax.SQLConfig(hidden_sizes=(8,), batch_size=8, value_n_particles=4,
+                           kernel_n_particles=4, learning_starts=20)
+
+    def spec(out, steps):
+        return rd.RunSpec(env_id="MultiGoal", config=cfg, seed_ids=(0,), steps=steps, out=out,
+                          eval_every=0, checkpoint_every=50, log_every=50, progress=False)
+
+    quiet = dict(log=lambda _: None)
+    ms.train(spec(tmp_path / "new", 50), **quiet)
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "new", old)
+    ckpt = rd.latest_checkpoint(old)
+    counters = rd.run_counters(ckpt)
+    carry = ms.load_run_state(ckpt)
+    fields = {k: v for k, v in flax.serialization.to_state_dict(carry).items()
+              if k != "explore"}
+    shutil.rmtree(ckpt)
+    sqljax.save_checkpoint(ckpt, jax.tree.map(lambda x: x[0], carry.agent), extra={"carry": fields},
+                           metadata=dict(counters, format="sqljax-run-2"))
+    run_json = json.loads((old / rd.RUN_FILE).read_text())
+    (old / rd.RUN_FILE).write_text(json.dumps(dict(run_json, format="sqljax-run-2")))
+    a = ms.train(spec(tmp_path / "new", 100), resume=True, **quiet)["agents"]
+    b = ms.train(spec(old, 100), resume=True, **quiet)["agents"]
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert json.loads((old / rd.RUN_FILE).read_text())["format"] == rd.RUN_FORMAT

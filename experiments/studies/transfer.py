@@ -176,7 +176,7 @@ def _pretrained_sizes(path: str, seed_ids: Sequence[int],
     meta = sqljax.read_checkpoint_metadata(ckpt)
     counters = meta.get("metadata", {})
     have = list(rd.seed_learners(path)) or counters.get("seed_ids")
-    if rd.seed_learners(path) or counters.get("format") == rd.RUN_FORMAT:
+    if rd.seed_learners(path) or counters.get("format") in rd.RESUMABLE_FORMATS:
         missing = [s for s in seed_ids if s not in have]
         if missing:
             raise RunError(f"--pretrained {path} holds seeds {have}, not seed(s) "

@@ -1,6 +1,7 @@
 """Learners by name, each under one protocol (:mod:`sqljax.learners.protocol`): ``sql``
-(Soft Q-Learning, :mod:`sqljax.update`) and ``ddpg`` (DDPG; TD3 is its ``modern``
-preset, :mod:`sqljax.learners.ddpg`). The drivers find a learner from its config or
+(Soft Q-Learning, :mod:`sqljax.update`), ``ddpg`` (DDPG; TD3 is its ``modern``
+preset, :mod:`sqljax.learners.ddpg`) and ``sac`` (Soft Actor-Critic with a learned
+temperature, :mod:`sqljax.learners.sac`). The drivers find a learner from its config or
 state (:func:`of_config`, :func:`of_state`) or by name (:func:`get`)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ DEFAULT = "sql"
 _BY_NAME: dict[str, Learner] = {}
 #: The modules of sqljax's own learners, each with a ``LEARNER``; imported on the first
 #: lookup (the SQL modules import the protocol from this package).
-_BUILTIN = ("sqljax.learners.sql", "sqljax.learners.ddpg")
+_BUILTIN = ("sqljax.learners.sql", "sqljax.learners.ddpg", "sqljax.learners.sac")
 
 
 def _load_builtin() -> None:

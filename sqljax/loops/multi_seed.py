@@ -421,7 +421,7 @@ def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: s
     if counters.get("format") == "sqljax-multi-seed-run":  # its seeds could not be paired
         raise RunError(f"--init-from {ckpt} was written by an earlier version of sqljax; "
                        "start from a checkpoint of this version")
-    if counters.get("format") == rd.RUN_FORMAT and len(counters["seed_ids"]) > 1:
+    if counters.get("format") in rd.RESUMABLE_FORMATS and len(counters["seed_ids"]) > 1:
         stacked = load_seed_states(ckpt)
         have = [int(s) for s in counters["seed_ids"]]
         missing = [s for s in seed_ids if s not in have]

@@ -3,7 +3,9 @@
 Layout::
 
     run.json               the run's settings (env, seed ids, base seed, steps, schedule,
-                           devices), format tag ``sqljax-run-2``
+                           devices), format tag ``sqljax-run-3`` (``sqljax-run-2``: a run
+                           written before the carry held an exploration state; it resumes
+                           with that state at zero)
     config.json            the learner's config, with the learner's name under "learner"
                            (none: SQL)
     seed{i}/metrics.csv    per seed: a row per log point, evaluation columns where due
@@ -35,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import flax.serialization
 import jax
 import numpy as np
 
@@ -47,7 +50,9 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_DIR = "checkpoints"
 LOCK_FILE = ".lock"
-RUN_FORMAT = "sqljax-run-2"
+RUN_FORMAT = "sqljax-run-3"
+#: Formats this version resumes: its own, and runs whose carry has no exploration state.
+RESUMABLE_FORMATS = (RUN_FORMAT, "sqljax-run-2")
 _OLD_FORMATS = ("sqljax-run", "sqljax-multi-seed-run")
 _CKPT_RE = re.compile(r"^step_(\d+)$")
 BASE_COLUMNS = ["step", "updates", "episodes", "episode_return", "episode_length",
@@ -155,7 +160,7 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     if fmt in _OLD_FORMATS:
         raise RunError(f"{run_dir} was written by an earlier version of sqljax ({fmt}); it "
                        "cannot be resumed or read by this one")
-    if fmt != RUN_FORMAT:
+    if fmt not in RESUMABLE_FORMATS:
         raise RunError(f"{f} is not an sqljax run file")
     return run
 
@@ -383,7 +388,7 @@ def run_counters(path: Path) -> dict[str, Any]:
     if counters.get("format") in _OLD_FORMATS:
         raise RunError(f"{path} was written by an earlier version of sqljax; it cannot be resumed "
                        "(its learner still loads with sqljax.load_checkpoint, e.g. for --init-from)")
-    if counters.get("format") != RUN_FORMAT:
+    if counters.get("format") not in RESUMABLE_FORMATS:
         raise RunError(f"{path} is a learner checkpoint, not a training-run checkpoint (no replay "
                        "or counters); use --init-from to start a new run from it")
     return counters
@@ -406,11 +411,18 @@ def save_carry(path: Path, carry, counters: dict[str, Any]) -> None:
 
 def load_carry(path: Path, like, n: int):
     """The stacked carry saved at ``path`` (numpy, on the host): ``like`` (abstract) with
-    the replay cut to the ``n`` saved transitions per seed."""
+    the replay cut to the ``n`` saved transitions per seed. A carry of the earlier format
+    (no exploration state) comes back with the exploration state at zero."""
     cut = _map_replay(like, lambda x: jax.ShapeDtypeStruct(x.shape[:2] + (n,) + x.shape[3:],
                                                            x.dtype))
     try:
-        return jax.device_get(sqljax.load_extra(path, {"carry": cut})["carry"])
+        if run_counters(path).get("format") == RUN_FORMAT:
+            return jax.device_get(sqljax.load_extra(path, {"carry": cut})["carry"])
+        fields = flax.serialization.to_state_dict(cut)
+        zeros = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), cut.explore)
+        stored = sqljax.load_extra(path, {"carry": {k: v for k, v in fields.items() if k != "explore"}})
+        fields = dict(stored["carry"], explore=flax.serialization.to_state_dict(zeros))
+        return jax.device_get(flax.serialization.from_state_dict(cut, fields))
     except sqljax.CheckpointError as e:
         raise sqljax.CheckpointError(f"cannot read {path}: {e} (damaged, or written with other "
                                      "settings, seeds or environment?)") from None
