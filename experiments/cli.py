@@ -1,5 +1,5 @@
 """What the command lines share: one-line errors and exit statuses, the learner
-(``--learner sql|ddpg``) and its config's fields as flags (``--reward-scale 30``,
+(``--learner sql|ddpg|sac``) and its config's fields as flags (``--reward-scale 30``,
 ``--hidden-sizes 256 256``; the chosen learner's fields and help), the run flags and their
 defaults (from the task table), how a new run is specified and how a run is resumed.
 
@@ -66,6 +66,11 @@ CONFIG_HELP: dict[str, str] = {
     "policy_noise": "TD3's target policy smoothing std (0 = off)",
     "noise_clip": "TD3's clip of the target smoothing noise",
     "policy_delay": "critic updates per actor and target update (TD3: 2)",
+    # SAC
+    "alpha_lr": "Adam learning rate of the temperature (log alpha)",
+    "init_alpha": "the temperature alpha at the start",
+    "target_entropy": "entropy the temperature is tuned to (default -|A|)",
+    "learn_alpha": "tune alpha to the target entropy (false: alpha stays at init_alpha)",
 }
 
 

@@ -29,7 +29,7 @@ TINY_DDPG = dict(hidden_sizes=(16,), batch_size=16, learning_starts=20)
 
 
 def test_registry_finds_learners_by_name_config_and_state():
-    assert {"sql", "ddpg"} <= set(learners.names())
+    assert {"sql", "ddpg", "sac"} <= set(learners.names())
     assert learners.get(None) is learners.get("sql") is learners.of_config(sqljax.SQLConfig())
     d = learners.get("ddpg")
     assert learners.of_config(ddpg.DDPGConfig()) is d
@@ -58,7 +58,7 @@ def test_drivers_and_store_name_no_learner():
 def test_the_core_imports_no_environment_code():
     for name in ("config.py", "update.py", "networks.py", "kernel.py", "value.py", "svgd.py",
                  "replay.py", "checkpoint.py", "learners/protocol.py", "learners/sql.py",
-                 "learners/ddpg.py", "learners/__init__.py"):
+                 "learners/ddpg.py", "learners/sac.py", "learners/__init__.py"):
         text = (REPO / "sqljax" / name).read_text()
         assert "sqljax.envs" not in text and "gymnasium" not in text.replace("no gymnasium", ""), name
 

@@ -29,8 +29,8 @@ import numpy as np
 import sqljax
 from sqljax import learners
 
-#: What one run times by default: SQL, DDPG and TD3 (DDPG's modern preset).
-DEFAULT_CONFIGS = ("sql:code", "ddpg:code", "ddpg:modern")
+#: What one run times by default: SQL, DDPG, TD3 (DDPG's modern preset) and SAC.
+DEFAULT_CONFIGS = ("sql:code", "ddpg:code", "ddpg:modern", "sac:code")
 
 SIZES = {"HalfCheetah": (17, 6), "Ant": (105, 8), "Hopper": (11, 3), "Humanoid": (348, 17)}
 
@@ -113,7 +113,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 8])
     p.add_argument("--configs", nargs="+", metavar="LEARNER:PRESET",
                    help="learner:preset pairs; the first is the reference for cost ratios "
-                        f"(default: {' '.join(DEFAULT_CONFIGS)}, i.e. SQL, DDPG and TD3)")
+                        f"(default: {' '.join(DEFAULT_CONFIGS)}, i.e. SQL, DDPG, TD3 and SAC)")
     p.add_argument("--learner", choices=learners.names(), help="only this learner (with --preset)")
     p.add_argument("--preset", nargs="+", help="presets of --learner (default sql) to time")
     p.add_argument("--out", default="runs/bench")
