@@ -258,7 +258,8 @@ def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
     done = _steps_words(int(steps[-1]))
     if int(cell["steps"]) > int(steps[-1]):  # a cell stopped before its planned length
         done += f" (of {_steps_words(int(cell['steps']))})"
-    row = [task, name, done, str(len(seeds)),
+    learner = learners.get(cell.get("learner"))
+    row = [task, learner.title, cell["preset"], done, str(len(seeds)),
            _fmt(final["stochastic"]), _fmt(final["deterministic"]), _fmt(late_est),
            _reference(task, int(steps[-1])), REFERENCE.get(task, {}).get("sac_1m", "—"),
            f"{phys}, {where}", f"[curves]({task}/{name}/{PLOT_FILE})"]
@@ -266,7 +267,7 @@ def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
     return row, notes.read_text().strip() if notes.is_file() else None
 
 
-HEADER = ["task", "preset", "steps", "seeds", "stochastic IQM [95 % CI]",
+HEADER = ["task", "learner", "preset", "steps", "seeds", "stochastic IQM [95 % CI]",
           "deterministic IQM [95 % CI]", f"stochastic, last {LATE_EVALS} evaluations",
           "SQL reproduction (v4)", "SAC at 1M", "physics, hardware",
           "plot"]
@@ -281,21 +282,24 @@ def render_table(results_dir: Path = RESULTS_DIR) -> str:
     out.write("Evaluation return (unscaled) at the last evaluation point of each cell: the "
               "interquartile mean over seeds of each seed's mean over its evaluation episodes, with "
               "a 95 % stratified-bootstrap interval (with 2 or 3 seeds, the IQM is the mean and the "
-              "interval spans the seeds); a cell stopped early shows its planned length too. *Stochastic*: the sampler with fresh ξ every step, the "
-              "authors' protocol and the one the published figures use; *deterministic*: ξ = 0. "
+              "interval spans the seeds); a cell stopped early shows its planned length too. *Stochastic*: SQL's sampler with fresh ξ every step, the "
+              "authors' protocol and the one the published figures use (DDPG/TD3: μ(s) plus their "
+              "exploration noise; SAC: a sample of its policy); *deterministic*: ξ = 0 (DDPG/TD3: "
+              "μ(s); SAC: tanh of its mean). "
               f"One evaluation of a few episodes is noisy, so the *last {LATE_EVALS} evaluations* "
               "column averages each seed's stochastic returns over its last "
               f"{LATE_EVALS} evaluation points before the IQM across seeds. "
               "Each cell's `cell.json` holds its command, config, schedule, hardware and wall "
               "time; `curves.csv` every seed's curve; the trained learners are in "
-              "[`zoo/`](../zoo) (`make eval CKPT=zoo/<task>/<preset>/seed<i>`).\n\n")
+              "[`zoo/`](../zoo) (`make eval CKPT=zoo/<task>/<cell>/seed<i>`, the cell being the preset "
+              "for SQL and `<learner>-<preset>` for the others).\n\n")
     out.write("| " + " | ".join(HEADER) + " |\n|" + "---|" * len(HEADER) + "\n")
     notes = []
     for cell_dir in cells:
         row, note = cell_row(cell_dir)
         out.write("| " + " | ".join(row) + " |\n")
         if note:
-            notes.append(f"**{row[0]}, {row[1]}.** {note}")
+            notes.append(f"**{row[0]}, {row[1]}, {row[2]}.** {note}")
     if not cells:
         out.write("| (no cells yet) |" + " |" * (len(HEADER) - 1) + "\n")
     out.write("\nThe reference columns are not our runs: an independent PyTorch SQL reproduction "
