@@ -23,7 +23,7 @@ FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-si
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
+.PHONY: robustness install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
 .PHONY: gpu-wheels bench-gpu
 
 install: $(STAMP)
@@ -75,6 +75,11 @@ finetune: install
 
 transfer: install
 	$(PY) -m experiments.studies.transfer $(ARGS)
+
+# Perturbed evaluation of zoo learners, e.g.
+#   make robustness ARGS="--learners zoo/Hopper/code zoo/Hopper/ddpg-code --out results/robustness/Hopper"
+robustness: install
+	$(PY) -m experiments.studies.robustness $(ARGS)
 
 # GPU benchmark on a machine with a CUDA jax and no package index (experiments/perf/bench_gpu.py).
 # Here: `make gpu-wheels` fills $(WHEEL_DIR) with the wheels sqljax needs beyond the jax

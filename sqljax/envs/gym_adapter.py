@@ -312,3 +312,12 @@ for _name, _entry, _kwargs in (
         if f"sqljax/{_name}-v{_v}" not in gym.registry:
             gym.register(id=f"sqljax/{_name}-v{_v}", entry_point=_entry,
                          kwargs={**_kwargs, **_weights}, max_episode_steps=1000)
+
+# Exploration tasks of the paper's §5.2 (sqljax/envs/exploration_tasks.py), T = 500. The maze's
+# Ant takes rllab's reward weights, as the -v1 tasks above.
+for _name, _entry, _kwargs in (
+    ("SwimmerFinishLine", "sqljax.envs.exploration_tasks:SwimmerFinishLine", {}),
+    ("AntTwoPassageMaze", "sqljax.envs.exploration_tasks:AntTwoPassageMaze", registry.RLLAB_ANT_REWARD_WEIGHTS),
+):
+    if f"sqljax/{_name}-v0" not in gym.registry:
+        gym.register(id=f"sqljax/{_name}-v0", entry_point=_entry, kwargs=dict(_kwargs), max_episode_steps=500)

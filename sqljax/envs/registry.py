@@ -49,6 +49,9 @@ TASKS: tuple[Task, ...] = (
     Task("sqljax/AntUMaze-v0", "AntUMaze", 1_000_000),
     *(Task(f"sqljax/{name}-v1", f"{name}-v1", 1_000_000)
       for name in ("AntAnyDirection", "AntHallwayWide", "AntHallwayNarrow", "AntUMaze")),
+    # the exploration tasks of the paper's §5.2 (sqljax/envs/exploration_tasks.py)
+    Task("sqljax/SwimmerFinishLine-v0", "SwimmerFinishLine", 500_000),
+    Task("sqljax/AntTwoPassageMaze-v0", "AntTwoPassageMaze", 1_000_000),
 )
 
 #: The skill-transfer tasks' -v1 reward weights (Ant-v5 keyword arguments): those of

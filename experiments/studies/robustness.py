@@ -1,0 +1,529 @@
+"""Robustness of trained learners: their return under perturbed dynamics and noisy
+actions or observations, relative to the same learners on the unperturbed task.
+
+    python -m experiments.studies.robustness --learners zoo/HalfCheetah/code zoo/HalfCheetah/ddpg-code \\
+        --families mass friction push action_noise obs_noise --episodes 30 --out results/robustness/HalfCheetah
+
+Every seed learner (``seed<i>/``) of each ``--learners`` directory is evaluated on the
+unperturbed task and under every magnitude of every family
+(:mod:`sqljax.envs.perturbations`: ``mass``, ``friction``, ``push``, ``action_noise``,
+``obs_noise``; ``--mass 0.5 2`` and the like change a family's grid), in both evaluation
+modes, ``--episodes`` episodes per seed and mode. One grid point of one directory is one
+call of :func:`sqljax.loops.evaluation.evaluate`: all its seeds and episodes in lockstep,
+one policy call per step. Every policy meets the same episodes: the same reset seeds,
+pushes and noise draws (from ``--seed``), and the same acting keys at every grid point.
+``obs_noise`` scales its noise by the observations' per-dimension std over the
+unperturbed episodes of all the given directories, kept in ``obs_std.json``.
+
+Writes under ``--out`` (default ``results/robustness/<task>``):
+
+* ``robustness.csv``: a row per (directory, seed, family, magnitude, mode) with the mean
+  return and length over the episodes, appended after each grid point; the same command
+  again skips the rows it holds (a study is resumable; the unperturbed rows have family
+  ``none`` and no magnitude);
+* ``summary.json``: per directory, family, magnitude and mode the IQM over seeds of the
+  return and of the relative return, each seed's ``1 + (R - R0) / |R0|`` (``R0``: its
+  unperturbed return; ``R / R0`` when ``R0 > 0``), with stratified-bootstrap intervals;
+  per family the area under each seed's relative-return curve (trapezoid over the
+  magnitudes, the neutral one included, divided by their span: the mean relative
+  return over the range), and the difference of its mean between the first directory
+  and each other with a bootstrap interval;
+* ``robustness.png``: a panel per family, magnitude on x, relative return on y, a line
+  per directory and mode with its band.
+
+Bad input (a directory without learners, learners of different tasks, an unknown family,
+a magnitude out of range, a family the task cannot take) ends with one ``error:`` line
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import sqljax
+from experiments import bench, cli, plots, stats
+from sqljax import learners, seeding
+from sqljax.envs import perturbations as pt
+from sqljax.envs.gym_adapter import resolve_env_id, short_name
+from sqljax.loops import RunError, evaluation
+from sqljax.store import run_dir as rd
+
+CSV_FILE = "robustness.csv"
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "robustness.png"
+SETTINGS_FILE = "settings.json"
+OBS_STD_FILE = "obs_std.json"
+COLUMNS = ["learner_dir", "learner", "seed", "family", "magnitude", "mode", "mean_return", "episodes",
+           "mean_length"]
+MODES = ("stochastic", "deterministic")
+#: The family of the unperturbed rows.
+UNPERTURBED = "none"
+#: Folded into the seeds' keys and episode seeds of this study.
+ROBUSTNESS_TAG = 0x0B57
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.Parser(prog="python -m experiments.studies.robustness",
+                   description="Evaluate the seed learners of each directory under perturbed dynamics, "
+                               "pushes and action or observation noise; a CSV per seed, a summary with "
+                               "bootstrap intervals and a figure under --out.",
+                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--learners", nargs="+", required=True, metavar="DIR",
+                   help="directories of seed<i>/ learner exports of one task (zoo/<task>/<cell>); "
+                        "the first is compared with each other")
+    p.add_argument("--families", nargs="+", choices=list(pt.FAMILIES), default=list(pt.FAMILIES),
+                   help="perturbation families")
+    p.add_argument("--episodes", type=int, default=30, help="episodes per seed, mode and magnitude")
+    grids = p.add_argument_group("magnitudes (default grids; the neutral value is the unperturbed "
+                                 "evaluation, always done)")
+    for fam in pt.FAMILIES.values():
+        default = ("0, 1/4, 1/2, 1, 2 times the robot's weight" if fam.name == "push"
+                   else ", ".join(f"{g:g}" for g in fam.grid))
+        grids.add_argument(cli.flag(fam.name), dest=f"grid_{fam.name}", type=float, nargs="+", metavar="X",
+                           help=f"{fam.description} ({fam.unit}; neutral {fam.neutral:g}; default {default})")
+    grids.add_argument("--push-duration", type=float, default=pt.PUSH_DURATION, help="seconds each push lasts "
+                       "(rounded to whole control steps, at least one)")
+    grids.add_argument("--push-gap", type=int, nargs=2, default=list(pt.PUSH_GAP), metavar=("LO", "HI"),
+                       help="control steps between pushes, drawn uniformly")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts, pushes, noise and the "
+                   "learners' acting keys")
+    p.add_argument("--max-episode-steps", type=int, help="time limit (default: the shortest of the learners' "
+                   "configs, capped by the env's own)")
+    p.add_argument("--out", help="output directory (default results/robustness/<task>)")
+    p.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_REPS, help="bootstrap replicates per interval")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+# ------------------------------------------------------------------------------ learners
+
+@dataclasses.dataclass
+class LearnerDir:
+    """The seed learners of one directory, stacked: ``agents`` (N, ...) on ``mesh``,
+    ``keys`` (N, 2) raw acting keys, in the order of ``seed_ids``."""
+
+    path: str
+    label: str
+    learner: str
+    seed_ids: tuple[int, ...]
+    env_id: str
+    max_steps: int
+    agents: Any
+    keys: np.ndarray
+
+
+def load_learner_dir(path: str, mesh, base_seed: int) -> LearnerDir:
+    """Load and stack the ``seed<i>/`` learners of ``path``; RunError (one line) if it holds
+    none, or its seeds differ in learner, config, sizes or task."""
+    where = Path(path)
+    if not where.exists():
+        raise RunError(f"{path} does not exist")
+    found = rd.seed_learners(where)
+    if not found:
+        raise RunError(f"{path} holds no learners: --learners takes directories of seed<i>/ learner "
+                       "exports (e.g. zoo/Hopper/code)")
+    states, envs = [], set()
+    for ckpt in found.values():
+        meta = sqljax.read_checkpoint_metadata(ckpt)
+        env_id = meta.get("metadata", {}).get("env_id")
+        if not env_id:
+            raise RunError(f"{ckpt} does not record the task it was trained on")
+        envs.add(resolve_env_id(env_id))
+        states.append(sqljax.load_checkpoint(ckpt))
+    first = states[0]
+    for ckpt, state in zip(found.values(), states):
+        if (learners.of_state(state) is not learners.of_state(first) or state.config != first.config
+                or (state.obs_dim, state.action_dim) != (first.obs_dim, first.action_dim)):
+            raise RunError(f"{ckpt} is not the same learner as {next(iter(found.values()))} (learner, config "
+                           "or sizes differ); a directory's seeds are evaluated together")
+    if len(envs) > 1:
+        raise RunError(f"the seeds of {path} were trained on different tasks ({', '.join(sorted(envs))})")
+    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)
+    seed_ids = tuple(found)
+    keys = seeding.fold_keys(seeding.seed_keys(base_seed, seed_ids), ROBUSTNESS_TAG)
+    return LearnerDir(path=Path(path).as_posix(), label=Path(path).name, learner=learners.of_state(first).name,
+                      seed_ids=seed_ids, env_id=envs.pop(), max_steps=int(first.config.max_episode_steps),
+                      agents=seeding.to_global(stacked, seeding.seed_sharding(mesh)), keys=keys)
+
+
+def load_learner_dirs(paths: Sequence[str], mesh, base_seed: int) -> list[LearnerDir]:
+    """Every directory's learners; RunError if a directory repeats or the tasks differ.
+    Labels are the directories' names, or their paths where two names coincide."""
+    norm = [Path(p).as_posix() for p in paths]
+    if len(set(norm)) < len(norm):
+        raise RunError(f"--learners names a directory twice ({', '.join(norm)})")
+    dirs = [load_learner_dir(p, mesh, base_seed) for p in paths]
+    tasks = {d.env_id for d in dirs}
+    if len(tasks) > 1:
+        raise RunError("the learners are of different tasks: " + ", ".join(f"{d.path} ({d.env_id})" for d in dirs)
+                       + "; a study compares learners of one task")
+    if len({d.label for d in dirs}) < len(dirs):
+        for d in dirs:
+            d.label = d.path
+    return dirs
+
+
+# ------------------------------------------------------------------------------ the grid
+
+def magnitude_grid(args: argparse.Namespace, probe: pt.PerturbedEnv) -> dict[str, list[float]]:
+    """Per family its magnitudes to evaluate (sorted, the neutral one left out: the
+    unperturbed evaluation stands for it). Each is checked on ``probe``
+    (PerturbationError: out of range, or a family the task cannot take)."""
+    grid = {}
+    for family in dict.fromkeys(args.families):
+        why = probe.supports(family)
+        if why is not None:
+            raise pt.PerturbationError(why)
+        given = getattr(args, f"grid_{family}")
+        mags = given if given is not None else pt.default_magnitudes(family, probe)
+        for m in mags:
+            probe.perturb(pt.Perturbation(family, m, obs_std=np.ones(probe.obs_dim),
+                                          push_duration=args.push_duration, push_gap=tuple(args.push_gap)))
+        probe.perturb(None)
+        neutral = pt.FAMILIES[family].neutral
+        grid[family] = sorted({float(m) for m in mags} - {neutral})
+    return grid
+
+
+# ------------------------------------------------------------------------------ the CSV
+
+def _magnitude_key(text: str) -> float | None:
+    return float(text) if text not in ("", None) else None
+
+
+def row_key(learner_dir: str, seed: int, family: str, magnitude: float | None, mode: str,
+            episodes: int) -> tuple:
+    return (learner_dir, int(seed), family, None if magnitude is None else float(magnitude), mode, int(episodes))
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The CSV's rows (none if it does not exist); RunError if it has other columns."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != COLUMNS:
+            raise RunError(f"{path} is not a robustness CSV (columns {reader.fieldnames}); choose another --out")
+        return list(reader)
+
+
+def key_of(row: dict[str, str]) -> tuple:
+    return row_key(row["learner_dir"], int(row["seed"]), row["family"], _magnitude_key(row["magnitude"]),
+                   row["mode"], int(row["episodes"]))
+
+
+def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` to the CSV (its header first if it is new) and flush them to disk."""
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+def evaluate_point(ld: LearnerDir, pool: dict[int, list[pt.PerturbedEnv]], perturbation: pt.Perturbation | None,
+                   episode_seeds: list[int], mesh) -> tuple[dict[tuple[int, str], tuple[float, float]], int]:
+    """One grid point of one directory: every seed, both modes, ``len(episode_seeds)``
+    episodes each, in one :func:`evaluation.evaluate`. Returns {(seed id, mode): (mean
+    return, mean length)} and the env steps taken."""
+    e = len(episode_seeds)
+    positions = range(len(ld.seed_ids))
+    envs = {p: pool[p][:2 * e] for p in positions}
+    for p in positions:
+        for env in envs[p]:
+            env.perturb(perturbation)
+    deterministic = np.repeat([m == "deterministic" for m in MODES], e)
+    out = evaluation.evaluate(ld.agents, mesh, envs, {p: list(episode_seeds) * len(MODES) for p in positions},
+                              ld.keys, deterministic)
+    result = {}
+    for p, seed in enumerate(ld.seed_ids):
+        for i, mode in enumerate(MODES):
+            sl = slice(i * e, (i + 1) * e)
+            result[(seed, mode)] = (float(np.mean(out["returns"][p, sl])), float(np.mean(out["lengths"][p, sl])))
+    return result, int(np.sum(out["lengths"]))
+
+
+def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    path = out / SETTINGS_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        differ = [k for k in settings if saved.get(k) != settings[k]]
+        if differ:
+            raise RunError(f"{out} holds a study with other settings ({', '.join(differ)} differ: "
+                           f"{', '.join(f'{k} {saved.get(k)} here, {settings[k]} asked' for k in differ)}); "
+                           "choose another --out, or remove it")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------------------ summary
+
+def _estimate(values: np.ndarray, reps: int, confidence: float) -> dict[str, float]:
+    return stats.interval_estimates(values, ("iqm",), reps, confidence)["iqm"]
+
+
+def summarize(rows: list[dict[str, str]], dirs: list[LearnerDir], grid: dict[str, list[float]], episodes: int,
+              reps: int, confidence: float) -> dict[str, Any]:
+    """Per directory, family, mode: the curves of return and relative return over the
+    magnitudes (IQM over seeds, bootstrap intervals) and the area under the relative
+    one; per family and mode the first directory's area minus each other's."""
+    value = {key_of(r): float(r["mean_return"]) for r in rows if int(r["episodes"]) == episodes}
+    out: dict[str, Any] = {}
+    for ld in dirs:
+        entry: dict[str, Any] = {"dir": ld.path, "learner": ld.learner, "seeds": list(ld.seed_ids),
+                                 "unperturbed": {}, "families": {}}
+        for mode in MODES:
+            base = {s: value.get(row_key(ld.path, s, UNPERTURBED, None, mode, episodes)) for s in ld.seed_ids}
+            seeds = [s for s in ld.seed_ids if base[s] is not None]
+            if not seeds:
+                continue
+            r0 = np.asarray([base[s] for s in seeds])
+            entry["unperturbed"][mode] = {**_estimate(r0, reps, confidence), "per_seed": r0.tolist()}
+            for family, mags in grid.items():
+                neutral = pt.FAMILIES[family].neutral
+                x = sorted(set(mags) | {neutral})
+                got = [[base[s] if m == neutral else value.get(row_key(ld.path, s, family, m, mode, episodes))
+                        for m in x] for s in seeds]
+                keep = [i for i, row in enumerate(got) if all(v is not None for v in row)]
+                if not keep:
+                    continue
+                ret = np.asarray([got[i] for i in keep], np.float64)  # (S, J)
+                r0k = r0[keep][:, None]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rel = 1.0 + (ret - r0k) / np.abs(r0k)
+                curve: dict[str, Any] = {
+                    "magnitude": x, "seeds": [seeds[i] for i in keep],
+                    "return": [_estimate(ret[:, j], reps, confidence) for j in range(len(x))],
+                    "return_per_seed": ret.tolist()}
+                if np.all(np.isfinite(rel)):
+                    span = x[-1] - x[0]
+                    auc = np.trapezoid(rel, x, axis=1) / span if span > 0 else rel.mean(axis=1)
+                    curve["relative"] = [_estimate(rel[:, j], reps, confidence) for j in range(len(x))]
+                    curve["relative_per_seed"] = rel.tolist()
+                    curve["auc"] = _estimate(auc, reps, confidence)
+                    curve["auc_per_seed"] = auc.tolist()
+                entry["families"].setdefault(family, {})[mode] = curve
+        out[ld.label] = entry
+    differences: dict[str, Any] = {}
+    first = dirs[0].label
+    for family in grid:
+        for mode in MODES:
+            a = out[first]["families"].get(family, {}).get(mode, {}).get("auc_per_seed")
+            for ld in dirs[1:]:
+                b = out[ld.label]["families"].get(family, {}).get(mode, {}).get("auc_per_seed")
+                if a is None or b is None:
+                    continue
+                d = stats.difference_ci(a, b, reps, confidence)
+                d["verdict"] = stats.verdict(d, first, ld.label, where=True)
+                differences.setdefault(family, {}).setdefault(mode, {})[ld.label] = d
+    return {"learners": out, "differences": {"first": first, "first_minus": differences}}
+
+
+def plot(summary: dict[str, Any], path: Path, title: str) -> Path:
+    """A panel per family: relative return (IQM over seeds and its band) against the
+    magnitude, a line per directory (colour) and mode (solid: stochastic, dashed:
+    deterministic)."""
+    plt = plots.pyplot()
+    families = list(summary["settings"]["magnitudes"])
+    cols = min(3, len(families))
+    rows_n = math.ceil(len(families) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), squeeze=False)
+    for k, family in enumerate(families):
+        ax = axes[k // cols][k % cols]
+        fam = pt.FAMILIES[family]
+        for i, (label, entry) in enumerate(summary["learners"].items()):
+            for mode, style in zip(MODES, ("-", "--")):
+                curve = entry["families"].get(family, {}).get(mode)
+                if not curve or "relative" not in curve:
+                    continue
+                x = np.asarray(curve["magnitude"], float)
+                y = np.asarray([e["value"] for e in curve["relative"]])
+                lo = np.asarray([e["ci_low"] for e in curve["relative"]])
+                hi = np.asarray([e["ci_high"] for e in curve["relative"]])
+                ax.plot(x, y, style, color=f"C{i}", marker="o", ms=3, lw=1.6,
+                        label=plots.title_text(f"{label} {mode} (area {curve['auc']['value']:.2f})", 48))
+                ax.fill_between(x, lo, hi, color=f"C{i}", alpha=0.15, lw=0)
+        ax.axhline(1.0, color="k", lw=0.6, alpha=0.5)
+        ax.axvline(fam.neutral, color="k", lw=0.6, ls=":", alpha=0.5)
+        ax.set_xlabel(f"{family} ({fam.unit})")
+        ax.set_ylabel("return relative to unperturbed")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    for k in range(len(families), rows_n * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(plots.title_text(title, 120), fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _interval(e: dict[str, float], fmt: str = ".3f") -> str:
+    return f"{e['value']:{fmt}} [{e['ci_low']:{fmt}}, {e['ci_high']:{fmt}}]"
+
+
+def report(summary: dict[str, Any]) -> str:
+    """Lines of text: per family, directory and mode the relative return at each
+    magnitude and the area; then the differences of the areas."""
+    lines = []
+    for family in summary["settings"]["magnitudes"]:
+        lines.append(f"{family}:")
+        for label, entry in summary["learners"].items():
+            for mode in MODES:
+                curve = entry["families"].get(family, {}).get(mode)
+                if not curve:
+                    continue
+                if "relative" not in curve:
+                    lines.append(f"  {label} {mode}: no relative return (an unperturbed return is 0)")
+                    continue
+                points = ", ".join(f"{m:g}: {e['value']:.2f}" for m, e in zip(curve["magnitude"], curve["relative"]))
+                lines.append(f"  {label} {mode}: relative return {points}; area {_interval(curve['auc'])}")
+        first = summary["differences"]["first"]
+        for mode, others in summary["differences"]["first_minus"].get(family, {}).items():
+            for label, d in others.items():
+                lines.append(f"  area {mode}: {first} - {label} = {_interval(d, '+.3f')} ({d['verdict']})")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ main
+
+def run_study(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The study of the command line ``argv``: every grid point not in the CSV yet, then
+    the summary and the figure. Returns the summary; errors as exceptions."""
+    start = time.perf_counter()
+    args = build_parser().parse_args(argv)
+    cli.check_at_least(args, {"episodes": 1, "max_episode_steps": 1, "bootstrap_reps": 1, "seed": 0})
+    if not 0 < args.confidence < 1:
+        raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
+    mesh = seeding.seed_mesh(jax.devices()[:1])
+    dirs = load_learner_dirs(args.learners, mesh, args.seed)
+    env_id = dirs[0].env_id
+    limit = args.max_episode_steps or min(d.max_steps for d in dirs)
+    probe = pt.PerturbedEnv(env_id, max_episode_steps=limit)
+    try:
+        if (probe.obs_dim, probe.action_dim) != (dirs[0].agents.obs_dim, dirs[0].agents.action_dim):
+            raise RunError(f"{dirs[0].path} has observation size {dirs[0].agents.obs_dim} and action size "
+                           f"{dirs[0].agents.action_dim}, but {env_id} has {probe.obs_dim} and {probe.action_dim}")
+        grid = magnitude_grid(args, probe)
+        limit = probe.time_limit or limit
+    finally:
+        probe.close()
+    task = short_name(env_id)
+    out = Path(args.out) if args.out else Path("results/robustness") / task
+    settings = {"env_id": env_id, "seed": args.seed, "max_episode_steps": limit,
+                "push_duration": args.push_duration, "push_gap": list(args.push_gap)}
+    _check_settings(out, settings)
+    csv_path = out / CSV_FILE
+    done = {key_of(r) for r in read_rows(csv_path)}
+    obs_std = None
+    if (out / OBS_STD_FILE).is_file():
+        obs_std = np.asarray(json.loads((out / OBS_STD_FILE).read_text())["obs_std"], np.float64)
+        if obs_std.shape != (dirs[0].agents.obs_dim,):
+            raise RunError(f"{out / OBS_STD_FILE} holds {obs_std.size} stds, not {dirs[0].agents.obs_dim}; "
+                           "remove it to measure them again")
+    need_std = "obs_noise" in grid and obs_std is None
+    episode_seeds = seeding.eval_env_seeds(args.seed, 0, ROBUSTNESS_TAG, args.episodes)
+
+    points: list[tuple[LearnerDir, str, float | None]] = [(d, UNPERTURBED, None) for d in dirs]
+    points += [(d, family, m) for family, mags in grid.items() for m in mags for d in dirs]
+    print(f"robustness of {', '.join(f'{d.label} ({d.learner}, {len(d.seed_ids)} seeds)' for d in dirs)} on "
+          f"{env_id}: {args.episodes} episode(s) per seed and mode, time limit {limit}; "
+          + "; ".join(f"{f} {', '.join(f'{m:g}' for m in ms)}" for f, ms in grid.items()) + f" -> {out}")
+    pool = {p: [pt.PerturbedEnv(env_id, max_episode_steps=limit) for _ in range(len(MODES) * args.episodes)]
+            for p in range(max(len(d.seed_ids) for d in dirs))}
+    envs = [env for group in pool.values() for env in group]
+    count = {"evaluated": 0, "env_steps": 0}
+
+    def run_point(d: LearnerDir, family: str, magnitude: float | None, record: bool = False) -> None:
+        keys = [row_key(d.path, s, family, magnitude, mode, args.episodes) for s in d.seed_ids for mode in MODES]
+        if all(k in done for k in keys) and not record:
+            return
+        for env in envs:
+            env.record_observations = record
+        perturbation = None if family == UNPERTURBED else pt.Perturbation(
+            family, magnitude, args.seed, obs_std if family == "obs_noise" else None, args.push_duration,
+            tuple(args.push_gap))
+        result, steps = evaluate_point(d, pool, perturbation, episode_seeds, mesh)
+        count["evaluated"] += 1
+        count["env_steps"] += steps
+        append_rows(csv_path, [
+            {"learner_dir": d.path, "learner": d.learner, "seed": s, "family": family,
+             "magnitude": "" if magnitude is None else repr(float(magnitude)), "mode": mode,
+             "mean_return": repr(result[(s, mode)][0]), "episodes": args.episodes,
+             "mean_length": repr(result[(s, mode)][1])}
+            for s in d.seed_ids for mode in MODES
+            if row_key(d.path, s, family, magnitude, mode, args.episodes) not in done])
+        done.update(keys)
+
+    from tqdm import tqdm
+
+    try:
+        with tqdm(total=len(points), disable=args.no_progress, desc=task, unit="point", file=sys.stderr) as bar:
+            for k, (d, family, magnitude) in enumerate(points):
+                bar.set_postfix_str(f"{d.label} {family}{'' if magnitude is None else f' {magnitude:g}'}")
+                run_point(d, family, magnitude, record=need_std and family == UNPERTURBED)
+                if need_std and k == len(dirs) - 1:  # the last unperturbed point: measure obs_noise's scale
+                    obs_std = pt.pooled_std(env.observation_moments() for env in envs)
+                    (out / OBS_STD_FILE).write_text(json.dumps(
+                        {"obs_std": obs_std.tolist(), "measured_over": [x.path for x in dirs],
+                         "episodes": args.episodes, "modes": list(MODES)}, indent=2) + "\n")
+                    need_std = False
+                bar.update(1)
+    finally:
+        for env in envs:
+            env.close()
+
+    summary = {"env_id": env_id, "task": task,
+               "settings": {**settings, "episodes": args.episodes, "modes": list(MODES),
+                            "magnitudes": {f: sorted(set(ms) | {pt.FAMILIES[f].neutral}) for f, ms in grid.items()},
+                            "learner_dirs": [d.path for d in dirs]},
+               "obs_std": None if obs_std is None else obs_std.tolist(),
+               "statistics": {
+                   "return": f"IQM over seeds of each seed's mean return over the episodes, {args.confidence:.0%} "
+                             f"stratified-bootstrap percentile interval, {args.bootstrap_reps} replicates",
+                   "relative": "per seed 1 + (R - R0) / |R0| (R / R0 when R0 > 0), R0 its unperturbed return in "
+                               "the same mode; IQM over seeds and interval as for the return",
+                   "auc": "per seed the trapezoid area under the relative return over the magnitudes (the neutral "
+                          "one included) divided by their span: its mean relative return over the range",
+                   "differences": "first directory's mean area minus another's, percentile interval of "
+                                  "independent bootstrap resamples of the two groups of seeds"},
+               "families": {f: {"description": pt.FAMILIES[f].description, "unit": pt.FAMILIES[f].unit,
+                                "neutral": pt.FAMILIES[f].neutral} for f in grid}}
+    summary.update(summarize(read_rows(csv_path), dirs, grid, args.episodes, args.bootstrap_reps, args.confidence))
+    (out / SUMMARY_FILE).write_text(json.dumps(bench.json_safe(summary), indent=2) + "\n")
+    title = (f"{task}: return under perturbations relative to unperturbed (IQM over seeds, {args.episodes} "
+             f"episodes per seed; bands {args.confidence:.0%} bootstrap CI)")
+    cli.after_run(plot, summary, out / PLOT_FILE, title)
+    print(report(summary))
+    wall = time.perf_counter() - start
+    print(f"wrote {csv_path}, {out / SUMMARY_FILE} and {out / PLOT_FILE}")
+    print(f"wall time {wall:.1f} s ({count['evaluated']} of {len(points)} grid points evaluated, "
+          f"{count['env_steps']} env steps)")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run_main(lambda: run_study(argv), "interrupted; run the same command again to continue "
+                                                 "(the rows written so far are kept)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
