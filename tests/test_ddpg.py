@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import learner_references as references
 import numpy as np
 import pytest
+from learner_references import np_mlp, np_tree
 
 import sqljax.learners as learners
 from sqljax.config import SQLConfig
@@ -30,25 +32,7 @@ UPDATE = jax.jit(ddpg.update)
 
 
 def make_batch(seed: int = 0) -> Batch:
-    rng = np.random.default_rng(seed)
-    return Batch(obs=rng.normal(size=(B, OBS)).astype(np.float32),
-                 action=rng.uniform(-1, 1, size=(B, ACT)).astype(np.float32),
-                 reward=rng.normal(size=(B,)).astype(np.float32),
-                 next_obs=rng.normal(size=(B, OBS)).astype(np.float32),
-                 terminated=np.array([0, 1, 0, 1, 0], np.float32))
-
-
-def np_tree(tree):
-    return jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
-
-
-def np_mlp(layers, x):
-    """ReLU MLP over a list of (kernel, bias), the last layer linear."""
-    for i, (w, b) in enumerate(layers):
-        x = x @ w + b
-        if i < len(layers) - 1:
-            x = np.maximum(x, 0.0)
-    return x
+    return references.make_batch(B, OBS, ACT, [0, 1, 0, 1, 0], seed)
 
 
 def np_actor(params, obs):

@@ -58,7 +58,7 @@ def test_drivers_and_store_name_no_learner():
 def test_the_core_imports_no_environment_code():
     for name in ("config.py", "update.py", "networks.py", "kernel.py", "value.py", "svgd.py",
                  "replay.py", "checkpoint.py", "learners/protocol.py", "learners/sql.py",
-                 "learners/ddpg.py", "learners/sac.py", "learners/__init__.py"):
+                 "learners/ddpg.py", "learners/sac.py", "learners/actor_critic.py", "learners/__init__.py"):
         text = (REPO / "sqljax" / name).read_text()
         assert "sqljax.envs" not in text and "gymnasium" not in text.replace("no gymnasium", ""), name
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import learner_references as references
 import numpy as np
 import pytest
+from learner_references import np_mlp, np_tree
 
 import sqljax
 import sqljax.learners as learners
@@ -33,25 +35,7 @@ UPDATE = jax.jit(sac.update)
 
 
 def make_batch(seed: int = 0) -> Batch:
-    rng = np.random.default_rng(seed)
-    return Batch(obs=rng.normal(size=(B, OBS)).astype(np.float32),
-                 action=rng.uniform(-1, 1, size=(B, ACT)).astype(np.float32),
-                 reward=rng.normal(size=(B,)).astype(np.float32),
-                 next_obs=rng.normal(size=(B, OBS)).astype(np.float32),
-                 terminated=np.array([0, 1, 0, 0, 1], np.float32))
-
-
-def np_tree(tree):
-    return jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
-
-
-def np_mlp(layers, x):
-    """ReLU after every (kernel, bias) layer but the last."""
-    for i, (w, b) in enumerate(layers):
-        x = x @ w + b
-        if i + 1 < len(layers):
-            x = np.maximum(x, 0.0)
-    return x
+    return references.make_batch(B, OBS, ACT, [0, 1, 0, 0, 1], seed)
 
 
 def np_policy(params, obs):
@@ -418,39 +402,3 @@ def test_checkpoint_and_export_round_trip(tmp_path):
     # a restored learner acts as the saved one
     obs = make_batch().obs
     np.testing.assert_array_equal(sac.act(export, (), obs, None, True)[0], sac.act(s, (), obs, None, True)[0])
-
-
-# ---------------------------------------------------------------- learning (slow)
-
-def pendulum_returns(steps: int, chunk: int = 2500) -> list[float]:
-    """Deterministic returns (mean of 10 episodes) after every `chunk` env steps of the
-    ``sql`` preset on gymnax's Pendulum-v1 (seed 0, 200-step episodes, 1000 warm-up steps)."""
-    from sqljax.envs import make_jax_env
-    from sqljax.loops import device
-    from sqljax.loops.evaluation import rollout
-    from sqljax.loops.scan_loop import make_train
-
-    env, params = make_jax_env("gymnax:Pendulum-v1")
-    learner = learners.get("sac")
-    cfg = learner.make_config("sql", learning_starts=1000, max_episode_steps=200)
-    fns = make_train(cfg, env, params, capacity=steps, chunk_steps=chunk)
-    run = jax.jit(fns.run_chunk, donate_argnums=(0, 1))
-    evaluate = jax.jit(lambda agent, key: rollout(agent, key, 10, env, params,
-                                                  deterministic=True)["episode_return"])
-    carry = jax.jit(fns.init_carry)(jax.random.key(0))
-    stats = jax.jit(lambda: device.new_stats(learner.metrics))()
-    returns = []
-    for i in range(steps // chunk):
-        carry, stats = run(carry, stats)
-        returns.append(float(np.mean(evaluate(carry.agent, jax.random.key(100 + i)))))
-    return returns
-
-
-@pytest.mark.slow
-def test_pendulum_swings_up():
-    """A random policy scores about -1200 to -1600, a swing-up about -150. Measured (2-core
-    CPU, about 35 s): -1380, -138, -177, -109, -156, -159 at 2.5k, 5k, ..., 15k steps."""
-    returns = pendulum_returns(15_000)
-    assert returns[0] < -700, returns  # it starts far from a swing-up...
-    assert max(returns) >= -300, returns  # ...and learns one
-    assert returns[-1] >= -500, returns  # and keeps it

@@ -24,10 +24,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from sqljax.learners.actor_critic import (
+    ActorCriticConfig,
+    actor_obs_dim,
+    actor_optimizer,
+    check_init,
+    critic_optimizer,
+)
 from sqljax.learners.protocol import (
     Batch,
     Learner,
-    QLearningConfig,
     check_batch,
     check_field,
     check_positive_float,
@@ -40,7 +46,7 @@ Params = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class DDPGConfig(QLearningConfig):
+class DDPGConfig(ActorCriticConfig):
     """Every hyperparameter of DDPG / TD3. Frozen and hashable (static data of
     `DDPGState`). Invalid values raise ``ValueError`` naming the field.
 
@@ -48,13 +54,9 @@ class DDPGConfig(QLearningConfig):
     batch and warm-up, a hard target copy every 1000 updates and OU noise (θ 0.15, σ 0.3).
     """
 
-    # Warm-up acts uniformly in [-1, 1]^A (the baselines' way) unless set to "policy".
-    warmup_actions: str = "uniform"
-    # Adam learning rates (actor and critics share hidden_sizes). The targets (actor and
-    # critics) move after updates that are multiples of both target_update_interval and
-    # policy_delay; n_q = 2 (TD3): twin critics, their minimum in the target.
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
+    # The targets (actor and critics) move after updates that are multiples of both
+    # target_update_interval and policy_delay; n_q = 2 (TD3): twin critics, their minimum
+    # in the target. Learning rates and uniform warm-up: ActorCriticConfig.
     # Exploration: "ou" (x <- x - θ x + σ N(0, I) per env step, action = μ(s) + x; θ = 0 is a
     # random walk) or "gaussian" (action = μ(s) + exploration_sigma · N(0, I)); actions are
     # clipped to [-1, 1].
@@ -94,7 +96,7 @@ def _validate(c: DDPGConfig) -> None:
     def _check(ok: bool, field: str, allowed: str, value: Any) -> None:
         check_field(c, ok, field, allowed, value)
 
-    check_positive_float(c, "actor_lr", "critic_lr", "noise_clip")
+    check_positive_float(c, "noise_clip")
     check_positive_int(c, "policy_delay")
     _check(c.exploration in ("ou", "gaussian"), "exploration", "'ou' or 'gaussian'", c.exploration)
     _check(_is_real(c.ou_theta) and 0 <= c.ou_theta <= 1, "ou_theta", "in [0, 1]", c.ou_theta)
@@ -125,27 +127,17 @@ class DDPGState:
 
     @property
     def obs_dim(self) -> int:
-        return int(self.actor_params["params"]["hidden_0"]["kernel"].shape[-2])
+        return actor_obs_dim(self.actor_params)
 
     @property
     def action_dim(self) -> int:
         return int(self.actor_params["params"]["output"]["kernel"].shape[-1])
 
 
-def actor_optimizer(config: DDPGConfig) -> optax.GradientTransformation:
-    return optax.adam(config.actor_lr)
-
-
-def critic_optimizer(config: DDPGConfig) -> optax.GradientTransformation:
-    return optax.adam(config.critic_lr)
-
 
 def init(key: jax.Array, config: DDPGConfig, obs_dim: int, action_dim: int) -> DDPGState:
     """A fresh learner: Xavier-uniform weights, zero biases, targets = copies, step 0."""
-    if not isinstance(config, DDPGConfig):
-        raise TypeError(f"config must be a DDPGConfig, got {type(config).__name__}")
-    if int(obs_dim) < 1 or int(action_dim) < 1:
-        raise ValueError(f"obs_dim and action_dim must be >= 1, got {obs_dim}, {action_dim}")
+    check_init(config, DDPGConfig, obs_dim, action_dim)
     k_actor, k_critic, k_state = jax.random.split(raw_key(key), 3)
     actor_params = init_actor_params(k_actor, config.hidden_sizes, obs_dim, action_dim)
     critic_params = init_q_params(k_critic, config.hidden_sizes, obs_dim, action_dim, config.n_q)

@@ -27,10 +27,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from sqljax.learners.actor_critic import (
+    ActorCriticConfig,
+    actor_obs_dim,
+    actor_optimizer,
+    check_init,
+    critic_optimizer,
+)
 from sqljax.learners.protocol import (
     Batch,
     Learner,
-    QLearningConfig,
     check_batch,
     check_field,
     check_positive_float,
@@ -42,7 +48,7 @@ Params = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class SACConfig(QLearningConfig):
+class SACConfig(ActorCriticConfig):
     """Every hyperparameter of SAC. Frozen and hashable (static data of `SACState`).
     Invalid values raise ``ValueError`` naming the field.
 
@@ -58,11 +64,7 @@ class SACConfig(QLearningConfig):
     batch_size: int = 256
     learning_starts: int = 5000
     discount: float = 0.99
-    # Warm-up acts uniformly in [-1, 1]^A (the baselines' way) unless set to "policy".
-    warmup_actions: str = "uniform"
-    # Adam learning rates of the policy, the critics and log α.
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
+    # Adam learning rate of log α (the actor's and critics': ActorCriticConfig).
     alpha_lr: float = 3e-4
     # The temperature α at init. learn_alpha False keeps α = exp(state.log_alpha) fixed
     # (init_alpha for a fresh learner; the pretrained one's when fine-tuned).
@@ -73,7 +75,7 @@ class SACConfig(QLearningConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_positive_float(self, "actor_lr", "critic_lr", "alpha_lr", "init_alpha")
+        check_positive_float(self, "alpha_lr", "init_alpha")
         t = self.target_entropy
         check_field(self, t is None or (isinstance(t, (int, float)) and not isinstance(t, bool)
                                         and math.isfinite(t)),
@@ -115,19 +117,12 @@ class SACState:
 
     @property
     def obs_dim(self) -> int:
-        return int(self.actor_params["params"]["hidden_0"]["kernel"].shape[-2])
+        return actor_obs_dim(self.actor_params)
 
     @property
     def action_dim(self) -> int:
         return int(self.actor_params["params"]["mean"]["kernel"].shape[-1])
 
-
-def actor_optimizer(config: SACConfig) -> optax.GradientTransformation:
-    return optax.adam(config.actor_lr)
-
-
-def critic_optimizer(config: SACConfig) -> optax.GradientTransformation:
-    return optax.adam(config.critic_lr)
 
 
 def alpha_optimizer(config: SACConfig) -> optax.GradientTransformation:
@@ -142,10 +137,7 @@ def target_entropy(config: SACConfig, action_dim: int) -> float:
 def init(key: jax.Array, config: SACConfig, obs_dim: int, action_dim: int) -> SACState:
     """A fresh learner: Xavier-uniform weights, zero biases, targets = copies,
     log_alpha = log(init_alpha), step 0."""
-    if not isinstance(config, SACConfig):
-        raise TypeError(f"config must be a SACConfig, got {type(config).__name__}")
-    if int(obs_dim) < 1 or int(action_dim) < 1:
-        raise ValueError(f"obs_dim and action_dim must be >= 1, got {obs_dim}, {action_dim}")
+    check_init(config, SACConfig, obs_dim, action_dim)
     k_actor, k_critic, k_state = jax.random.split(raw_key(key), 3)
     actor_params = init_gaussian_policy_params(k_actor, config.hidden_sizes, obs_dim, action_dim)
     critic_params = init_q_params(k_critic, config.hidden_sizes, obs_dim, action_dim, config.n_q)
