@@ -130,6 +130,14 @@ def sampler_apply(sampler_params, hidden_sizes: Sequence[int], obs: jax.Array,
     return Sampler(tuple(hidden_sizes), action_dim).apply(sampler_params, obs, noise)
 
 
+def _hidden_layers(x: jax.Array, hidden_sizes: Sequence[int]) -> jax.Array:
+    """ReLU layers ``hidden_<i>`` of the calling module (called inside its compact method):
+    x (*S, I) -> (*S, H_last)."""
+    for i, size in enumerate(hidden_sizes):
+        x = nn.relu(_FlatDense(size, name=f"hidden_{i}")(x))
+    return x
+
+
 class Actor(nn.Module):
     """Deterministic policy a = tanh(MLP(obs)): obs (*S, O) -> (*S, A) in [-1, 1].
 
@@ -142,9 +150,7 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        h = obs
-        for i, size in enumerate(self.hidden_sizes):
-            h = nn.relu(_FlatDense(size, name=f"hidden_{i}")(h))
+        h = _hidden_layers(obs, self.hidden_sizes)
         return jnp.tanh(_FlatDense(self.action_dim, name="output")(h))
 
 
@@ -177,9 +183,7 @@ class GaussianPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = obs
-        for i, size in enumerate(self.hidden_sizes):
-            h = nn.relu(_FlatDense(size, name=f"hidden_{i}")(h))
+        h = _hidden_layers(obs, self.hidden_sizes)
         mean = _FlatDense(self.action_dim, name="mean")(h)
         log_std = _FlatDense(self.action_dim, name="log_std")(h)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)

@@ -315,7 +315,7 @@ LEARNER = Learner(
     metrics=UPDATE_METRICS,
     export_fields=("actor_params", "critic_params", "target_actor_params", "target_critic_params",
                    "step", "key"),
-    finetune=lambda key, pretrained, cfg: finetune_state(key, pretrained, cfg),
+    finetune=finetune_state,
     eval_modes={"stochastic": "mu(s) plus the exploration noise (OU, reset each episode, or "
                               "Gaussian)", "deterministic": "mu(s)"},
 )

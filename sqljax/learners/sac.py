@@ -341,6 +341,6 @@ LEARNER = Learner(
     params=lambda state: (state.actor_params, state.critic_params, state.log_alpha),
     metrics=UPDATE_METRICS,
     export_fields=("actor_params", "critic_params", "target_critic_params", "log_alpha", "step", "key"),
-    finetune=lambda key, pretrained, cfg: finetune_state(key, pretrained, cfg),
+    finetune=finetune_state,
     eval_modes={"stochastic": "a sample of the tanh-Gaussian policy", "deterministic": "tanh of its mean"},
 )
