@@ -172,6 +172,11 @@ class SwimmerFinishLine(SwimmerEnv):
     keyword arguments are Swimmer-v5's (``forward_reward_weight`` scales ``|v_x|``).
     """
 
+    #: Training metrics per log interval (:mod:`sqljax.loops.gym_loop`): the greatest and
+    #: least x of the centre of mass over the training steps, and its mean at episode ends.
+    training_columns = {"train_com_x_max": ("com_x", "max"), "train_com_x_min": ("com_x", "min"),
+                        "train_com_x_end": ("com_x", "end_mean")}
+
     def __init__(self, finish_line: float = FINISH_LINE_X, bonus: float = FINISH_LINE_BONUS, **kwargs):
         if "exclude_current_positions_from_observation" in kwargs:
             raise TypeError("SwimmerFinishLine always observes the positions (its reward depends on x)")
@@ -332,6 +337,11 @@ class AntTwoPassageMaze(_AntTask):
     arguments are Ant-v5's, on top of ``RLLAB_ANT_REWARD_WEIGHTS`` and
     ``exclude_current_positions_from_observation=False``.
     """
+
+    #: Training metrics per log interval (:mod:`sqljax.loops.gym_loop`): the torso's least
+    #: distance to the target over the training steps, and its mean at episode ends.
+    training_columns = {"train_target_distance_min": ("target_distance", "min"),
+                        "train_target_distance_end": ("target_distance", "end_mean")}
 
     def __init__(self, bump_width: float = MAZE_BUMP_WIDTH, bump_scale: float = MAZE_BUMP_SCALE, **kwargs):
         self.target = np.asarray(MAZE_TARGET, dtype=np.float64)

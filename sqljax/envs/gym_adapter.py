@@ -196,6 +196,12 @@ class GymEnv:
         return self.info.obs_dim
 
     @property
+    def training_columns(self) -> dict[str, tuple[str, str]]:
+        """The env's ``{column: (info key, how)}`` for the training metrics (none by
+        default; :class:`sqljax.loops.gym_loop.EpisodeTracker`)."""
+        return dict(getattr(self.env.unwrapped, "training_columns", {}))
+
+    @property
     def action_dim(self) -> int:
         return self.info.action_dim
 

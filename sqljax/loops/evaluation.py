@@ -104,7 +104,8 @@ def act_eval_fn(mesh: Mesh):
 
 def evaluate(agents: Any, mesh: Mesh, envs: dict[int, list[Any]],
              env_seeds: dict[int, Sequence[int]], keys: np.ndarray, deterministic: np.ndarray,
-             record: bool = False) -> dict[str, Any]:
+             record: bool = False, trace: Callable[[dict[str, Any]], Sequence[float]] | None = None
+             ) -> dict[str, Any]:
     """M episodes per seed on gymnasium envs, all in lockstep (one device call per step
     for every seed and episode), the one evaluation routine of gymnasium envs.
 
@@ -113,8 +114,10 @@ def evaluate(agents: Any, mesh: Mesh, envs: dict[int, list[Any]],
     env_seeds: per local position, the reset seed of each of the M episodes. keys (N, 2):
     each seed's acting key. deterministic (M,) bool: episode j acts in the evaluation
     mode. record: render the first episode of the first local seed (its env made with
-    ``render_mode="rgb_array"``). Returns ``returns`` and ``lengths`` (N, M) (zero for other
-    processes' seeds) and ``frames``.
+    ``render_mode="rgb_array"``). trace: ``info -> values`` recorded at every step of every
+    episode (e.g. a position). Returns ``returns`` and ``lengths`` (N, M) (zero for other
+    processes' seeds), ``frames``, and with ``trace`` ``traces``: per local position, per
+    episode, an array (T, K) of the traced values.
     """
     sh, rep = seeding.seed_sharding(mesh), seeding.replicated(mesh)
     act = act_eval_fn(mesh)
@@ -128,6 +131,7 @@ def evaluate(agents: Any, mesh: Mesh, envs: dict[int, list[Any]],
             obs[p, j] = env.reset(seed=int(env_seeds[p][j]))
             alive[p, j] = True
     frames = [envs[local[0]][0].render()] if record else []
+    traces: dict[int, list[list[Sequence[float]]]] = {p: [[] for _ in envs[p]] for p in local}
     keys_g = seeding.to_global(np.asarray(keys), sh)
     mask_g = seeding.to_global(np.asarray(deterministic, bool), rep)
     explore = seeding.to_global(initial_explore(agents, (n, m)), sh)
@@ -142,7 +146,9 @@ def evaluate(agents: Any, mesh: Mesh, envs: dict[int, list[Any]],
         t += 1
         for p in local:
             for j in np.flatnonzero(alive[p]):
-                o, r, term, trunc, _ = envs[p][j].step(actions[p, j])
+                o, r, term, trunc, info = envs[p][j].step(actions[p, j])
+                if trace is not None:
+                    traces[p][j].append(trace(info))
                 obs[p, j] = o
                 returns[p, j] += r
                 lengths[p, j] += 1
@@ -150,4 +156,6 @@ def evaluate(agents: Any, mesh: Mesh, envs: dict[int, list[Any]],
                 if record and p == local[0] and j == 0:
                     frames.append(envs[p][0].render())
     return {"returns": seeding.gather_rows(returns, local),
-            "lengths": seeding.gather_rows(lengths, local), "frames": frames}
+            "lengths": seeding.gather_rows(lengths, local), "frames": frames,
+            **({"traces": {p: [np.asarray(t, float) for t in traces[p]] for p in local}}
+               if trace is not None else {})}

@@ -7,11 +7,20 @@ sample the next actions (N, A), the only array copied back. ``packed`` (N, 2 O +
 float32 is ``[next_obs, reward, terminated, done, act_obs]`` per seed (``act_obs``: the
 reset observation where the episode ended, else next_obs, so ``next_obs`` is always the
 true last one). Evaluation: :func:`sqljax.loops.evaluation.evaluate`.
+
+Training-episode statistics: an env whose class has ``training_columns``, a dict
+``{column: (info key, how)}`` with ``how`` one of ``"max"``/``"min"`` (over every training
+step of the log interval) or ``"end_mean"`` (the mean of the value at the last step of
+each training episode that ended in the interval), gets those columns in its run's
+metrics, one value per seed and log row (empty where nothing was seen). The exploration
+tasks use them for the greatest distance swum each way and the least distance to the
+maze's target (:mod:`sqljax.envs.exploration_tasks`).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -69,12 +78,49 @@ def compiled(cfg, obs_dim: int, action_dim: int, capacity: int, mesh: Mesh):
     )
 
 
+TRACK_KINDS = ("max", "min", "end_mean")
+
+
+class EpisodeTracker:
+    """The ``training_columns`` of one seed's env, accumulated from each step's ``info``
+    until :meth:`take` returns and clears them."""
+
+    def __init__(self, columns: dict[str, tuple[str, str]]):
+        for column, (key, how) in columns.items():
+            if how not in TRACK_KINDS:
+                raise ValueError(f"training column {column!r}: how must be one of {TRACK_KINDS}, "
+                                 f"got {how!r}")
+        self.columns = dict(columns)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.values: dict[str, list[float]] = {c: [] for c in self.columns}
+
+    def add(self, info: dict[str, Any], done: bool) -> None:
+        """One training step's ``info``; ``done``: the episode ended at this step."""
+        for column, (key, how) in self.columns.items():
+            if key not in info or (how == "end_mean" and not done):
+                continue
+            x, seen = float(info[key]), self.values[column]
+            if how == "end_mean":
+                seen.append(x)
+            elif not seen:
+                seen.append(x)
+            elif (x > seen[0]) if how == "max" else (x < seen[0]):
+                seen[0] = x
+
+    def take(self) -> dict[str, float | None]:
+        """The interval's values (None where nothing was seen); starts a new interval."""
+        out = {c: (float(np.mean(v)) if v else None) for c, v in self.values.items()}
+        self._clear()
+        return out
+
+
 class GymProgram:
     """The gymnasium side of :func:`sqljax.loops.multi_seed.train`: one env per local
     seed on the host, one device call per env step for all seeds."""
 
     kind = "gym"
-    extra_columns: list[str] = []
 
     def __init__(self, spec: RunSpec, mesh: Mesh):
         self.spec, self.mesh, self.cfg = spec, mesh, spec.config
@@ -83,6 +129,9 @@ class GymProgram:
         self.envs = {p: make_env(spec.env_id, self.cfg.max_episode_steps) for p in self.local}
         env0 = self.envs[self.local[0]]
         self.obs_dim, self.action_dim = env0.obs_dim, env0.action_dim
+        tracked = env0.training_columns
+        self.extra_columns = list(tracked)
+        self.trackers = {p: EpisodeTracker(tracked) for p in self.local} if tracked else {}
         self.capacity = int(min(self.cfg.replay_size, spec.steps))
         self.fns = compiled(self.cfg, self.obs_dim, self.action_dim, self.capacity, mesh)
         self.eval_envs: dict[int, list[GymEnv]] = {}
@@ -110,8 +159,10 @@ class GymProgram:
                 return carry, stats, t - 1
             packed = np.zeros((n, 2 * o + 3), np.float32)  # fresh: the device may alias it
             for p in self.local:
-                next_obs, reward, terminated, truncated, _ = self.envs[p].step(self.actions[p])
+                next_obs, reward, terminated, truncated, info = self.envs[p].step(self.actions[p])
                 done = terminated or truncated
+                if self.trackers:
+                    self.trackers[p].add(info, done)
                 packed[p, :o] = next_obs
                 packed[p, o:o + 3] = (reward, terminated, done)
                 packed[p, o + 3:] = self.envs[p].reset() if done else next_obs
@@ -120,6 +171,10 @@ class GymProgram:
                                          seeding.to_global(packed, self.sh))
             self.actions = seeding.local_rows(actions)  # the step's one device-to-host copy
         return carry, stats, target
+
+    def train_columns(self, p: int) -> dict[str, float | None]:
+        """Seed position ``p``'s training-episode columns since the last call."""
+        return self.trackers[p].take() if self.trackers else {}
 
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, np.ndarray]:
         spec, e = self.spec, self.spec.eval_episodes

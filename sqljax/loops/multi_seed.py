@@ -256,8 +256,8 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
             now = time.perf_counter()
             rate = (env_steps - steps_row) / max(now - t_row, 1e-9)
             rates.append(rate)
-            rows = {p: _row(env_steps, summary, p, int(updates[p]), int(episodes[p]), rate, names)
-                    for p in local}
+            rows = {p: {**_row(env_steps, summary, p, int(updates[p]), int(episodes[p]), rate,
+                               names), **prog.train_columns(p)} for p in local}
             bad = [p for p in range(n) if summary["bad_step"][p] >= 0]
             if not bad and not stopping and rd.due(env_steps, spec.eval_every, spec.steps):
                 res = prog.evaluate(carry.agent, eval_keys, eval_index)

@@ -157,6 +157,10 @@ class JaxProgram:
             env_steps += self.chunk
         return carry, stats, env_steps
 
+    def train_columns(self, p: int) -> dict[str, Any]:
+        """Training-episode columns: none on JAX-native envs."""
+        return {}
+
     def evaluate(self, agents, eval_keys: np.ndarray, eval_index: int) -> dict[str, Any]:
         keys = seeding.to_global(seeding.fold_keys(eval_keys, eval_index), self.sh)
         res = seeding.to_host(self.fns["evaluate"](agents, keys))
