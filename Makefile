@@ -23,7 +23,7 @@ FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-si
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: robustness install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
+.PHONY: exploration compare robustness install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
 .PHONY: gpu-wheels bench-gpu
 
 install: $(STAMP)
@@ -75,6 +75,16 @@ finetune: install
 
 transfer: install
 	$(PY) -m experiments.studies.transfer $(ARGS)
+
+# Exploration with multimodal rewards (paper section 5.2), SQL against DDPG, e.g.
+#   make exploration TASK=SwimmerFinishLine SEEDS=5 STEPS=100000   (trains, then reports)
+exploration: install
+	$(PY) -m experiments.studies.exploration run --task $(TASK) --seeds $(SEEDS) $(if $(STEPS),--steps $(STEPS)) $(ARGS)
+	$(PY) -m experiments.studies.exploration report --task $(TASK)
+
+# SQL beside DDPG, TD3 and SAC from the results cells: results/<task>/comparison.{png,md}
+compare: install
+	$(PY) -m experiments.studies.learner_comparison $(ARGS)
 
 # Perturbed evaluation of zoo learners, e.g.
 #   make robustness ARGS="--learners zoo/Hopper/code zoo/Hopper/ddpg-code --out results/robustness/Hopper"

@@ -23,7 +23,9 @@ from sqljax.learners.protocol import (
 #: version: the same for ``Ant``, ``Ant-v5``, ``mjx:Ant`` (and ``gymnax:Pendulum-v1``).
 TASK_REWARD_SCALES: dict[str, float] = {
     "Swimmer": 30.0, "Hopper": 30.0, "HalfCheetah": 30.0, "Walker2d": 10.0, "Ant": 300.0,
-    "Humanoid": 100.0, "Pendulum": 10.0}
+    "Humanoid": 100.0, "Pendulum": 10.0,
+    # The exploration tasks (paper section 5.2): alpha = 0.1.
+    "SwimmerFinishLine": 10.0, "AntTwoPassageMaze": 10.0}
 
 #: The preset a task trains with unless one is named (every other task: ``code``).
 TASK_PRESETS: dict[str, str] = {

@@ -1,0 +1,194 @@
+"""The exploration study's report (:mod:`experiments.studies.exploration`): figures of the
+training extremes per seed, the final learners' trajectories, ``report.md`` /
+``report.json``, and the learners exported to the zoo.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments import plots
+from experiments.studies import exploration as ex
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def _p(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2g}"
+
+
+def _m(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _k(step: int | None) -> str:
+    return "never" if step is None else f"{step / 1000:g}k"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The report's text: per learner and seed the outcome, the shares, Fisher's p."""
+    swimmer = summary["task"] == "SwimmerFinishLine"
+    thr = summary["threshold"]
+    lines = [f"# Exploration: {summary['env_id']}", ""]
+    if swimmer:
+        lines += [f"Per seed, over all training episodes so far: the greatest x of the swimmer's centre "
+                  f"of mass forward and backward (m), when it first passed the finish line (x >= {thr:g} m), "
+                  f"and from when every later log interval's mean end-of-episode x kept one sign with "
+                  f"|x| >= {summary['commit_margin']:g} m (committed).", "",
+                  "| learner | seed | env steps | forward max | backward max | past the line | committed |",
+                  "|---|---|---|---|---|---|---|"]
+    else:
+        lines += [f"Per seed, over all training episodes so far: the torso's least distance to the target "
+                  f"(m), and when it first got closer than the dead end allows ({thr:.2f} m).", "",
+                  "| learner | seed | env steps | least distance | below the dead end |", "|---|---|---|---|---|"]
+    for name, r in summary["learners"].items():
+        for sid, s in r["seeds"].items():
+            if swimmer:
+                committed = "no" if s["direction"] is None else f"{s['direction']} from {_k(s['committed_at'])}"
+                lines.append(f"| {ex.NAMES.get(name, name)} | {sid} | {_k(r['env_steps'])} | {_m(s['forward_max'])} "
+                             f"| {_m(s['backward_max'])} | {_k(s['passed_at'])} | {committed} |")
+            else:
+                lines.append(f"| {ex.NAMES.get(name, name)} | {sid} | {_k(r['env_steps'])} | "
+                             f"{_m(s['least_distance'])} | {_k(s['passed_at'])} |")
+    what = "passed the finish line" if swimmer else "got below the dead-end distance"
+    lines += ["", f"Seeds that {what}:", ""]
+    for name, r in summary["learners"].items():
+        extra = ""
+        if "fisher_p_vs_sql" in r:
+            extra = f"; against SQL, Fisher's exact test (two-sided) p = {_p(r['fisher_p_vs_sql'])}"
+        if swimmer:
+            dirs = [s["direction"] for s in r["seeds"].values()]
+            extra = (f" (committed forward {dirs.count('forward')}, backward {dirs.count('backward')}, "
+                     f"not yet {dirs.count(None)})") + extra
+        lines.append(f"- {ex.NAMES.get(name, name)}: {r['passed']} of {r['n']}{extra}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_extremes(summary: dict[str, Any], seeds_csv: Path, out: Path) -> Path:
+    """The paper's Figures 3a / 6: per learner (a panel each), per seed, the greatest
+    forward and backward x so far (swimmer) or the least distance so far (maze) against
+    env steps, the finish line or the dead-end distance drawn."""
+    import csv
+
+    rows = list(csv.DictReader(open(seeds_csv, newline="")))
+    swimmer = summary["task"] == "SwimmerFinishLine"
+    names = list(summary["learners"])
+    plt = plots.pyplot()
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.0), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for i, sid in enumerate(summary["learners"][name]["seeds"]):
+            mine = [r for r in rows if r["learner"] == name and int(r["seed"]) == int(sid)]
+            step = np.array([int(r["step"]) for r in mine]) / 1000
+
+            def col(c, mine=mine):
+                return np.array([float(r[c]) if r[c] != "" else np.nan for r in mine])
+
+            color = COLORS[i % len(COLORS)]
+            if swimmer:
+                ax.plot(step, col("forward_so_far"), color=color, lw=1.6, label=f"seed {sid}")
+                ax.plot(step, -col("backward_so_far"), color=color, lw=1.6, ls="--")
+            else:
+                ax.plot(step, col("least_distance_so_far"), color=color, lw=1.6, label=f"seed {sid}")
+        thr = summary["threshold"]
+        ax.axhline(thr, color="black", ls=":", lw=1.2,
+                   label=f"finish line {thr:g} m" if swimmer else f"dead end {thr:.2f} m")
+        if swimmer:
+            ax.axhline(0, color="grey", lw=0.6)
+        r = summary["learners"][name]
+        ax.set_title(f"{ex.NAMES.get(name, name)}: {r['passed']} of {r['n']} seeds "
+                     + ("past the line" if swimmer else "below the dead end"))
+        ax.set_xlabel("env steps (thousands)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("greatest x so far: forward (solid), backward (dashed, < 0) (m)" if swimmer
+                          else "least distance to the target so far (m)")
+    axes[0][-1].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{summary['env_id']}: training episodes' extremes per seed", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def trajectories(run_dir: Path, env_id: str, kind: str, episodes: int, seed: int = 0) -> dict[int, list]:
+    """Per seed id, ``episodes`` stochastic episodes of the run's final learners: the
+    xy path (T, 2) of the swimmer's centre of mass or of the ant's torso."""
+    import jax
+
+    from sqljax import seeding
+    from sqljax.envs.gym_adapter import make_env
+    from sqljax.loops import evaluation
+    from sqljax.loops import multi_seed as ms
+    from sqljax.store import run_dir as rd
+
+    run = rd.read_run(run_dir)
+    seed_ids = [int(s) for s in run["seed_ids"]]
+    agents = ms.load_seed_states(run_dir)
+    mesh = seeding.seed_mesh(jax.devices()[:1])
+    envs = {p: [make_env(env_id) for _ in range(episodes)] for p in range(len(seed_ids))}
+    keys = seeding.fold_keys(seeding.seed_keys(seed, seed_ids), 7)
+    env_seeds = {p: [10_000 * sid + j for j in range(episodes)] for p, sid in enumerate(seed_ids)}
+    trace = (lambda info: (info["com_x"], info["com_y"])) if kind == "swimmer" else (
+        lambda info: (info["x_position"], info["y_position"]))
+    res = evaluation.evaluate(jax.device_put(agents), mesh, envs, env_seeds, keys,
+                              np.zeros(episodes, bool), trace=trace)
+    for es in envs.values():
+        for e in es:
+            e.close()
+    return {sid: res["traces"][p] for p, sid in enumerate(seed_ids)}
+
+
+def plot_trajectories(summary: dict[str, Any], paths: dict[str, dict[int, list]], out: Path) -> Path:
+    """Top-down paths of the final learners, a panel per learner, a colour per seed."""
+    swimmer = summary["task"] == "SwimmerFinishLine"
+    names = list(paths)
+    plt = plots.pyplot()
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.2), squeeze=False,
+                             sharex=swimmer, sharey=swimmer)
+    for ax, name in zip(axes[0], names):
+        if not swimmer:
+            from experiments.studies.exploration_maze_plot import draw_maze
+
+            draw_maze(ax, bump=False)
+        for i, (sid, eps) in enumerate(paths[name].items()):
+            for j, p in enumerate(eps):
+                if len(p):
+                    ax.plot(p[:, 0], p[:, 1], color=COLORS[i % len(COLORS)], lw=0.9, alpha=0.7,
+                            label=f"seed {sid}" if j == 0 else None)
+        if swimmer:
+            ax.axvline(summary["threshold"], color="black", ls=":", lw=1.2, label="finish line")
+            ax.axvline(0, color="grey", lw=0.6)
+            ax.set_xlabel("x of the centre of mass (m)")
+            ax.set_ylabel("y (m)")
+        n_eps = len(next(iter(paths[name].values())))
+        ax.set_title(f"{ex.NAMES.get(name, name)}: final learners, {n_eps} stochastic episodes each")
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def write(summary: dict[str, Any], out: Path, runs: dict[str, Path], episodes: int,
+          zoo: Path) -> None:
+    """Everything of the report under ``out`` (and the learners in the zoo)."""
+    from experiments import results
+
+    out.mkdir(parents=True, exist_ok=True)
+    kind = ex.task_facts(summary["task"])["kind"]
+    if episodes > 0:
+        paths = {name: trajectories(run_dir, summary["env_id"], kind, episodes)
+                 for name, run_dir in runs.items()}
+        plot_trajectories(summary, paths, out / "trajectories.png")
+        summary["final_x"] = {name: {str(sid): [round(float(p[-1, 0]), 3) for p in eps if len(p)]
+                                     for sid, eps in by_seed.items()} for name, by_seed in paths.items()}
+    plot_extremes(summary, out / "seeds.csv", out / "extremes.png")
+    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(summary))
+    for run_dir in runs.values():
+        results.collect(run_dir, results_dir=out.parent, zoo_dir=zoo,
+                        runner=f"python -m experiments.studies.exploration run --task {summary['task']}")
