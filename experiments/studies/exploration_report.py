@@ -70,46 +70,51 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def plot_extremes(summary: dict[str, Any], seeds_csv: Path, out: Path) -> Path:
-    """The paper's Figures 3a / 6: per learner (a panel each), per seed, the greatest
-    forward and backward x so far (swimmer) or the least distance so far (maze) against
-    env steps, the finish line or the dead-end distance drawn."""
+    """The paper's Figures 3a / 6: one row per seed, one column per learner; against env
+    steps the greatest forward and backward x of the centre of mass so far (swimmer; the
+    backward one drawn below zero, each log interval's own extremes faint) or the least
+    distance to the target so far (maze), the finish line or the dead-end distance drawn."""
     import csv
 
-    rows = list(csv.DictReader(open(seeds_csv, newline="")))
+    with open(seeds_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
     swimmer = summary["task"] == "SwimmerFinishLine"
     names = list(summary["learners"])
+    n_rows = max(len(r["seeds"]) for r in summary["learners"].values())
     plt = plots.pyplot()
-    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.0), sharey=True, squeeze=False)
-    for ax, name in zip(axes[0], names):
-        for i, sid in enumerate(summary["learners"][name]["seeds"]):
-            mine = [r for r in rows if r["learner"] == name and int(r["seed"]) == int(sid)]
-            step = np.array([int(r["step"]) for r in mine]) / 1000
+    fig, axes = plt.subplots(n_rows, len(names), figsize=(4.6 * len(names), 1.55 * n_rows + 1.0),
+                             sharex=True, sharey=True, squeeze=False)
+    thr = summary["threshold"]
+    for j, name in enumerate(names):
+        r = summary["learners"][name]
+        axes[0][j].set_title(f"{ex.NAMES.get(name, name)}: {r['passed']} of {r['n']} seeds "
+                             + ("past the line" if swimmer else "below the dead end"), fontsize=10)
+        for i, sid in enumerate(r["seeds"]):
+            ax = axes[i][j]
+            mine = [row for row in rows if row["learner"] == name and int(row["seed"]) == int(sid)]
+            step = np.array([int(row["step"]) for row in mine]) / 1000
 
             def col(c, mine=mine):
-                return np.array([float(r[c]) if r[c] != "" else np.nan for r in mine])
+                return np.array([float(row[c]) if row[c] != "" else np.nan for row in mine])
 
-            color = COLORS[i % len(COLORS)]
             if swimmer:
-                ax.plot(step, col("forward_so_far"), color=color, lw=1.6, label=f"seed {sid}")
-                ax.plot(step, -col("backward_so_far"), color=color, lw=1.6, ls="--")
+                ax.fill_between(step, col("train_com_x_min"), col("train_com_x_max"), color="#1f77b4",
+                                alpha=0.15, lw=0, step="pre")
+                ax.plot(step, col("forward_so_far"), color="#1f77b4", lw=1.6)
+                ax.plot(step, -col("backward_so_far"), color="#d62728", lw=1.6)
+                ax.axhline(0, color="grey", lw=0.6)
             else:
-                ax.plot(step, col("least_distance_so_far"), color=color, lw=1.6, label=f"seed {sid}")
-        thr = summary["threshold"]
-        ax.axhline(thr, color="black", ls=":", lw=1.2,
-                   label=f"finish line {thr:g} m" if swimmer else f"dead end {thr:.2f} m")
-        if swimmer:
-            ax.axhline(0, color="grey", lw=0.6)
-        r = summary["learners"][name]
-        ax.set_title(f"{ex.NAMES.get(name, name)}: {r['passed']} of {r['n']} seeds "
-                     + ("past the line" if swimmer else "below the dead end"))
-        ax.set_xlabel("env steps (thousands)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("greatest x so far: forward (solid), backward (dashed, < 0) (m)" if swimmer
-                          else "least distance to the target so far (m)")
-    axes[0][-1].legend(fontsize=8, loc="best")
-    fig.suptitle(f"{summary['env_id']}: training episodes' extremes per seed", fontsize=11)
+                ax.plot(step, col("least_distance_so_far"), color="#1f77b4", lw=1.6)
+            ax.axhline(thr, color="black", ls=":", lw=1.2)
+            ax.text(0.01, 0.92, f"seed {sid}", transform=ax.transAxes, fontsize=8, va="top")
+            ax.grid(alpha=0.3)
+        axes[-1][j].set_xlabel("env steps (thousands)")
+    what = ("centre of mass x (m): greatest so far forward (blue) and backward (red); band: each "
+            f"log interval's range; dotted: finish line {thr:g} m" if swimmer else
+            f"least distance to the target so far (m); dotted: dead end {thr:.2f} m")
+    fig.suptitle(f"{summary['env_id']}, training episodes\n{what}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
