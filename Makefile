@@ -88,6 +88,7 @@ compare: install
 
 # Perturbed evaluation of zoo learners, e.g.
 #   make robustness ARGS="--learners zoo/Hopper/code zoo/Hopper/ddpg-code --out results/robustness/Hopper"
+#   make robustness ARGS="--report-only --out results/robustness/Hopper"   (summary, figure, report.md from the CSV)
 robustness: install
 	$(PY) -m experiments.studies.robustness $(ARGS)
 
