@@ -112,7 +112,8 @@ def plot_extremes(summary: dict[str, Any], seeds_csv: Path, out: Path) -> Path:
     what = ("centre of mass x (m): greatest so far forward (blue) and backward (red); band: each "
             f"log interval's range; dotted: finish line {thr:g} m" if swimmer else
             f"least distance to the target so far (m); dotted: dead end {thr:.2f} m")
-    fig.suptitle(f"{summary['env_id']}, training episodes\n{what}", fontsize=10)
+    fig.suptitle(plots.title_text(f"{summary['env_id']}, training episodes: {what}", 40 * len(names)),
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

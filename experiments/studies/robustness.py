@@ -3,6 +3,7 @@ actions or observations, relative to the same learners on the unperturbed task.
 
     python -m experiments.studies.robustness --learners zoo/HalfCheetah/code zoo/HalfCheetah/ddpg-code \\
         --families mass friction push action_noise obs_noise --episodes 30 --out results/robustness/HalfCheetah
+    python -m experiments.studies.robustness --report-only --out results/robustness/HalfCheetah
 
 Every seed learner (``seed<i>/``) of each ``--learners`` directory is evaluated on the
 unperturbed task and under every magnitude of every family
@@ -27,9 +28,18 @@ Writes under ``--out`` (default ``results/robustness/<task>``):
   per family the area under each seed's relative-return curve (trapezoid over the
   magnitudes, the neutral one included, divided by their span: the mean relative
   return over the range), and the difference of its mean between the first directory
-  and each other with a bootstrap interval;
-* ``robustness.png``: a panel per family, magnitude on x, relative return on y, a line
-  per directory and mode with its band.
+  and each other with a bootstrap interval, and of the mean area of the max-entropy
+  learners' seeds (SQL, SAC) minus the deterministic ones' (DDPG, TD3);
+* ``robustness.png``: a column per family, magnitude on x, the relative return (top) and
+  the return (bottom) on y, a line per directory and mode with its band;
+* ``report.md``: per family and mode a table of the learners' returns, relative returns
+  and areas, and the differences with their intervals and verdicts.
+
+Learners are named SQL, DDPG, TD3 and SAC after their zoo cells (``code``, ``ddpg-code``,
+``ddpg-modern``, ``sac-code``), other directories by their names. ``--report-only`` rebuilds
+``summary.json``, the figure and ``report.md`` from the CSV, ``settings.json`` and
+``obs_std.json`` under ``--out`` alone, loading no learner and no env (as
+``python -m experiments.studies.robustness_report DIR``).
 
 Bad input (a directory without learners, learners of different tasks, an unknown family,
 a magnitude out of range, a family the task cannot take) ends with one ``error:`` line
@@ -52,15 +62,25 @@ import jax
 import numpy as np
 
 import sqljax
-from experiments import bench, cli, stats
+from experiments import cli, stats
 from experiments.studies.robustness_report import (
+    COLUMNS,
+    CSV_FILE,
     MODES,
+    OBS_STD_FILE,
+    PLOT_FILE,
+    REPORT_FILE,
+    SETTINGS_FILE,
+    SUMMARY_FILE,
     UNPERTURBED,
+    build_summary,
     key_of,
-    plot,
+    labels,
+    read_rows,
+    rebuild_command,
     report,
     row_key,
-    summarize,
+    write_outputs,
 )
 from sqljax import learners, seeding
 from sqljax.envs import perturbations as pt
@@ -68,14 +88,8 @@ from sqljax.envs.gym_adapter import resolve_env_id, short_name
 from sqljax.loops import RunError, evaluation
 from sqljax.store import run_dir as rd
 
-CSV_FILE = "robustness.csv"
-SUMMARY_FILE = "summary.json"
-PLOT_FILE = "robustness.png"
-SETTINGS_FILE = "settings.json"
-OBS_STD_FILE = "obs_std.json"
-COLUMNS = ["learner_dir", "learner", "seed", "family", "magnitude", "mode", "mean_return", "episodes",
-           "mean_length"]
-#: The family of the unperturbed rows.
+__all__ = ["COLUMNS", "CSV_FILE", "OBS_STD_FILE", "PLOT_FILE", "REPORT_FILE", "ROBUSTNESS_TAG", "SETTINGS_FILE",
+           "SUMMARY_FILE", "LearnerDir", "build_parser", "load_learner_dirs", "main", "read_rows", "run_study"]
 #: Folded into the seeds' keys and episode seeds of this study.
 ROBUSTNESS_TAG = 0x0B57
 
@@ -86,12 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
                                "pushes and action or observation noise; a CSV per seed, a summary with "
                                "bootstrap intervals and a figure under --out.",
                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--learners", nargs="+", required=True, metavar="DIR",
+    p.add_argument("--learners", nargs="+", metavar="DIR",
                    help="directories of seed<i>/ learner exports of one task (zoo/<task>/<cell>); "
-                        "the first is compared with each other")
+                        "the first is compared with each other (required unless --report-only; with it, the "
+                        "directories of the CSV to report, default all)")
+    p.add_argument("--report-only", action="store_true",
+                   help="evaluate nothing: rebuild summary.json, the figure and report.md under --out from its "
+                        "robustness.csv, settings.json and obs_std.json (no learner or env is loaded)")
     p.add_argument("--families", nargs="+", choices=list(pt.FAMILIES), default=list(pt.FAMILIES),
                    help="perturbation families")
-    p.add_argument("--episodes", type=int, default=30, help="episodes per seed, mode and magnitude")
+    p.add_argument("--episodes", type=int, help="episodes per seed, mode and magnitude (default 30; with "
+                   "--report-only, the CSV's)")
     grids = p.add_argument_group("magnitudes (default grids; the neutral value is the unperturbed "
                                  "evaluation, always done)")
     for fam in pt.FAMILIES.values():
@@ -176,9 +195,8 @@ def load_learner_dirs(paths: Sequence[str], mesh, base_seed: int) -> list[Learne
     if len(tasks) > 1:
         raise RunError("the learners are of different tasks: " + ", ".join(f"{d.path} ({d.env_id})" for d in dirs)
                        + "; a study compares learners of one task")
-    if len({d.label for d in dirs}) < len(dirs):
-        for d in dirs:
-            d.label = d.path
+    for d, label in zip(dirs, labels([d.path for d in dirs])):
+        d.label = label
     return dirs
 
 
@@ -205,17 +223,6 @@ def magnitude_grid(args: argparse.Namespace, probe: pt.PerturbedEnv) -> dict[str
 
 
 # ------------------------------------------------------------------------------ the CSV
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """The CSV's rows (none if it does not exist); RunError if it has other columns."""
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != COLUMNS:
-            raise RunError(f"{path} is not a robustness CSV (columns {reader.fieldnames}); choose another --out")
-        return list(reader)
-
 
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append ``rows`` to the CSV (its header first if it is new) and flush them to disk."""
@@ -275,6 +282,13 @@ def run_study(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cli.check_at_least(args, {"episodes": 1, "max_episode_steps": 1, "bootstrap_reps": 1, "seed": 0})
     if not 0 < args.confidence < 1:
         raise RunError(f"--confidence must be in (0, 1), got {args.confidence}")
+    if args.report_only:
+        if not args.out:
+            raise RunError("--report-only needs --out, the study's directory")
+        return rebuild_command(args.out, args.learners, args.episodes, args.bootstrap_reps, args.confidence)
+    if not args.learners:
+        raise RunError("the following arguments are required: --learners (unless --report-only)")
+    args.episodes = args.episodes or 30
     mesh = seeding.seed_mesh(jax.devices()[:1])
     dirs = load_learner_dirs(args.learners, mesh, args.seed)
     env_id = dirs[0].env_id
@@ -353,30 +367,12 @@ def run_study(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for env in envs:
             env.close()
 
-    summary = {"env_id": env_id, "task": task,
-               "settings": {**settings, "episodes": args.episodes, "modes": list(MODES),
-                            "magnitudes": {f: sorted(set(ms) | {pt.FAMILIES[f].neutral}) for f, ms in grid.items()},
-                            "learner_dirs": [d.path for d in dirs]},
-               "obs_std": None if obs_std is None else obs_std.tolist(),
-               "statistics": {
-                   "return": f"IQM over seeds of each seed's mean return over the episodes, {args.confidence:.0%} "
-                             f"stratified-bootstrap percentile interval, {args.bootstrap_reps} replicates",
-                   "relative": "per seed 1 + (R - R0) / |R0| (R / R0 when R0 > 0), R0 its unperturbed return in "
-                               "the same mode; IQM over seeds and interval as for the return",
-                   "auc": "per seed the trapezoid area under the relative return over the magnitudes (the neutral "
-                          "one included) divided by their span: its mean relative return over the range",
-                   "differences": "first directory's mean area minus another's, percentile interval of "
-                                  "independent bootstrap resamples of the two groups of seeds"},
-               "families": {f: {"description": pt.FAMILIES[f].description, "unit": pt.FAMILIES[f].unit,
-                                "neutral": pt.FAMILIES[f].neutral} for f in grid}}
-    summary.update(summarize(read_rows(csv_path), dirs, grid, args.episodes, args.bootstrap_reps, args.confidence))
-    (out / SUMMARY_FILE).write_text(json.dumps(bench.json_safe(summary), indent=2) + "\n")
-    title = (f"{task}: return under perturbations relative to unperturbed (IQM over seeds, {args.episodes} "
-             f"episodes per seed; bands {args.confidence:.0%} bootstrap CI)")
-    cli.after_run(plot, summary, out / PLOT_FILE, title)
+    summary = build_summary(read_rows(csv_path), dirs, grid, settings, args.episodes,
+                            None if obs_std is None else obs_std.tolist(), args.bootstrap_reps, args.confidence)
+    written = write_outputs(summary, out)
     print(report(summary))
     wall = time.perf_counter() - start
-    print(f"wrote {csv_path}, {out / SUMMARY_FILE} and {out / PLOT_FILE}")
+    print(f"wrote {csv_path}, " + ", ".join(str(p) for p in written))
     print(f"wall time {wall:.1f} s ({count['evaluated']} of {len(points)} grid points evaluated, "
           f"{count['env_steps']} env steps)")
     return summary
