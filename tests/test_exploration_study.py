@@ -40,6 +40,9 @@ def test_commitment_is_the_first_step_after_the_last_contrary_interval():
     assert ex.committed_at(steps, -end, margin=0.25) == (3000, -1)
     assert ex.committed_at(steps, np.array([0.5] * 7 + [0.1]), margin=0.25) == (None, 0)  # wavering at the end
     assert ex.committed_at(steps, np.full(8, np.nan), margin=0.25) == (None, 0)
+    # a commitment too recent to count: 3 intervals, 4 needed
+    assert ex.committed_at(steps, np.array([0.5] * 5 + [-0.5] * 3), margin=0.25) == (None, 0)
+    assert ex.committed_at(steps, np.array([0.5] * 4 + [-0.5] * 4), margin=0.25) == (5000, -1)
 
 
 def test_fisher_exact_matches_the_hypergeometric_tables():
@@ -54,7 +57,8 @@ def test_seed_summary_of_a_swimmer_and_of_an_ant():
             "train_com_x_min": np.array([-0.6, -0.1, 0.0]), "train_com_x_end": np.array([0.2, 1.0, 0.9])}
     s = ex.seed_summary("swimmer", swim, threshold=1.0, margin=0.25)
     assert s["forward_max"] == 1.2 and s["backward_max"] == 0.6
-    assert (s["passed"], s["passed_at"], s["committed_at"], s["direction"]) == (True, 2000, 2000, "forward")
+    assert (s["passed"], s["passed_at"], s["committed_at"], s["direction"]) == (True, 2000, None, None)
+    assert ex.committed_at(steps, swim["train_com_x_end"], 0.25, min_intervals=2) == (2000, 1)
     ant = {"step": steps, "train_target_distance_min": np.array([7.0, 3.5, 3.0])}
     a = ex.seed_summary("maze", ant, threshold=3.25, margin=0.25)
     assert (a["least_distance"], a["passed"], a["passed_at"]) == (3.0, True, 3000)
@@ -84,7 +88,7 @@ def test_a_tiny_study_records_the_swimmers_extremes_and_writes_its_report(tmp_pa
     seed1 = report["learners"]["ddpg"]["seeds"]["1"]
     assert seed1["forward_max"] == pytest.approx(max(hi), abs=1e-9)
     assert seed1["backward_max"] == pytest.approx(-min(lo), abs=1e-9)
-    assert len(report["final_x"]["ddpg"]["1"]) == 2
+    assert report["final_episodes"]["ddpg"]["1"]["n"] == 2
     for name in ("report.md", "extremes.png", "trajectories.png", "seeds.csv"):
         assert (out / name).stat().st_size > 0
     assert (tmp_path / "results" / "SwimmerFinishLine" / "ddpg-code" / "curves.csv").exists()

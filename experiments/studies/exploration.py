@@ -94,11 +94,17 @@ def running(values: np.ndarray, how: str) -> np.ndarray:
     return np.where(np.isinf(acc), np.nan, acc)
 
 
-def committed_at(steps: np.ndarray, end_x: np.ndarray, margin: float) -> tuple[int | None, int]:
+#: Log intervals a commitment must have held (with episode ends) to count: 4 x 2500 steps.
+MIN_COMMITTED_INTERVALS = 4
+
+
+def committed_at(steps: np.ndarray, end_x: np.ndarray, margin: float,
+                 min_intervals: int = MIN_COMMITTED_INTERVALS) -> tuple[int | None, int]:
     """When a swimmer committed to a direction: the first logged step from which every
-    later interval's mean end-of-episode x has the same sign and ``|x| >= margin``.
-    Returns (step or None, direction +1 / -1 / 0). Intervals without an episode end
-    (NaN) neither break nor make a commitment."""
+    later interval's mean end-of-episode x has the same sign and ``|x| >= margin``, if
+    that has held for at least ``min_intervals`` intervals. Returns (step or None,
+    direction +1 / -1 / 0). Intervals without an episode end (NaN) neither break nor
+    make a commitment."""
     seen = ~np.isnan(end_x)
     if not seen.any():
         return None, 0
@@ -109,6 +115,8 @@ def committed_at(steps: np.ndarray, end_x: np.ndarray, margin: float) -> tuple[i
     ok = (np.sign(x) == direction) & (np.abs(x) >= margin)
     bad = np.flatnonzero(~ok)
     first = bad[-1] + 1 if bad.size else 0
+    if len(x) - first < min_intervals:
+        return None, 0
     return int(s[first]), direction
 
 

@@ -39,22 +39,30 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += [f"Per seed, over all training episodes so far: the greatest x of the swimmer's centre "
                   f"of mass forward and backward (m), when it first passed the finish line (x >= {thr:g} m), "
                   f"and from when every later log interval's mean end-of-episode x kept one sign with "
-                  f"|x| >= {summary['commit_margin']:g} m (committed).", "",
-                  "| learner | seed | env steps | forward max | backward max | past the line | committed |",
-                  "|---|---|---|---|---|---|---|"]
+                  f"|x| >= {summary['commit_margin']:g} m (committed; counted once it has held for "
+                  f"{ex.MIN_COMMITTED_INTERVALS} log intervals). Last column: the final learner's "
+                  f"stochastic episodes ending at least {summary['commit_margin']:g} m forward / backward.", "",
+                  "| learner | seed | env steps | forward max | backward max | past the line | committed "
+                  "| final learner's episodes forward / backward |",
+                  "|---|---|---|---|---|---|---|---|"]
     else:
         lines += [f"Per seed, over all training episodes so far: the torso's least distance to the target "
                   f"(m), and when it first got closer than the dead end allows ({thr:.2f} m).", "",
-                  "| learner | seed | env steps | least distance | below the dead end |", "|---|---|---|---|---|"]
+                  "| learner | seed | env steps | least distance | below the dead end "
+                  "| final learner's least distance |", "|---|---|---|---|---|---|"]
+    final = summary.get("final_episodes", {})
     for name, r in summary["learners"].items():
         for sid, s in r["seeds"].items():
+            f = final.get(name, {}).get(str(sid))
             if swimmer:
                 committed = "no" if s["direction"] is None else f"{s['direction']} from {_k(s['committed_at'])}"
                 lines.append(f"| {ex.NAMES.get(name, name)} | {sid} | {_k(r['env_steps'])} | {_m(s['forward_max'])} "
-                             f"| {_m(s['backward_max'])} | {_k(s['passed_at'])} | {committed} |")
+                             f"| {_m(s['backward_max'])} | {_k(s['passed_at'])} | {committed} "
+                             f"| {'—' if f is None else str(f['forward']) + ' / ' + str(f['backward']) + ' of ' + str(f['n'])} |")
             else:
                 lines.append(f"| {ex.NAMES.get(name, name)} | {sid} | {_k(r['env_steps'])} | "
-                             f"{_m(s['least_distance'])} | {_k(s['passed_at'])} |")
+                             f"{_m(s['least_distance'])} | {_k(s['passed_at'])} | "
+                             f"{'—' if f is None else _m(f['least_distance'])} |")
     what = "passed the finish line" if swimmer else "got below the dead-end distance"
     lines += ["", f"Seeds that {what}:", ""]
     for name, r in summary["learners"].items():
@@ -179,6 +187,23 @@ def plot_trajectories(summary: dict[str, Any], paths: dict[str, dict[int, list]]
     return out
 
 
+def final_outcome(kind: str, paths: list[np.ndarray], summary: dict[str, Any]) -> dict[str, Any]:
+    """What a seed's final learner did in its trajectory episodes: the swimmer's end x
+    per episode and how many ended forward / backward by at least the commitment margin;
+    the ant's least distance to the target over the episodes."""
+    paths = [p for p in paths if len(p)]
+    if kind == "swimmer":
+        end = [round(float(p[-1, 0]), 3) for p in paths]
+        m = summary["commit_margin"]
+        return {"end_x": end, "forward": sum(x >= m for x in end), "backward": sum(x <= -m for x in end),
+                "n": len(end)}
+    from sqljax.envs import exploration_tasks as et
+
+    target = np.asarray(et.MAZE_TARGET, float)
+    least = min(float(np.min(np.linalg.norm(p[:, :2] - target, axis=1))) for p in paths)
+    return {"least_distance": round(least, 3), "n": len(paths)}
+
+
 def write(summary: dict[str, Any], out: Path, runs: dict[str, Path], episodes: int,
           zoo: Path) -> None:
     """Everything of the report under ``out`` (and the learners in the zoo)."""
@@ -190,8 +215,9 @@ def write(summary: dict[str, Any], out: Path, runs: dict[str, Path], episodes: i
         paths = {name: trajectories(run_dir, summary["env_id"], kind, episodes)
                  for name, run_dir in runs.items()}
         plot_trajectories(summary, paths, out / "trajectories.png")
-        summary["final_x"] = {name: {str(sid): [round(float(p[-1, 0]), 3) for p in eps if len(p)]
-                                     for sid, eps in by_seed.items()} for name, by_seed in paths.items()}
+        summary["final_episodes"] = {name: {str(sid): final_outcome(kind, eps, summary)
+                                            for sid, eps in by_seed.items()}
+                                     for name, by_seed in paths.items()}
     plot_extremes(summary, out / "seeds.csv", out / "extremes.png")
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "report.md").write_text(markdown(summary))
