@@ -180,7 +180,10 @@ def plot_trajectories(summary: dict[str, Any], paths: dict[str, dict[int, list]]
             ax.set_ylabel("y (m)")
         n_eps = len(next(iter(paths[name].values())))
         ax.set_title(f"{ex.NAMES.get(name, name)}: final learners, {n_eps} stochastic episodes each")
-        ax.legend(fontsize=7, loc="best")
+        if swimmer:
+            ax.legend(fontsize=7, loc="best")
+        else:  # outside the maze
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
