@@ -24,7 +24,7 @@ export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
 .PHONY: exploration compare robustness install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
-.PHONY: gpu-wheels bench-gpu
+.PHONY: gpu-wheels gpu-site bench-gpu pretrain-gpu
 
 install: $(STAMP)
 
@@ -95,7 +95,7 @@ robustness: install
 # GPU benchmark on a machine with a CUDA jax and no package index (experiments/perf/bench_gpu.py).
 # Here: `make gpu-wheels` fills $(WHEEL_DIR) with the wheels sqljax needs beyond the jax
 # stack (CPython 3.12, manylinux x86_64). There: `make bench-gpu` installs them into
-# $(GPU_SITE) and runs the benchmark with $(GPU_PY), never the venv. To try it here:
+# $(GPU_SITE) (`gpu-site`) and runs the benchmark with $(GPU_PY), never the venv. To try it here:
 #   JAX_PLATFORMS=cpu make bench-gpu GPU_PY=.venv/bin/python GPU_INSTALL=0 ARGS=--tiny
 WHEEL_DIR   ?= .whl
 GPU_PY      ?= python3
@@ -105,7 +105,7 @@ GPU_INSTALL ?= 1
 gpu-wheels:
 	PYTHON=$(PYTHON) scripts/gpu_wheels.sh $(WHEEL_DIR)
 
-bench-gpu:
+gpu-site:
 	@if [ "$(GPU_INSTALL)" = 1 ] && ls $(WHEEL_DIR)/*.whl >/dev/null 2>&1; then \
 	  echo "installing $$(ls $(WHEEL_DIR)/*.whl | wc -l) wheels from $(WHEEL_DIR) into $(GPU_SITE)"; \
 	  $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -114,7 +114,26 @@ bench-gpu:
 	       $(GPU_PY) -c 'import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]' \
 	         $(GPU_SITE) $(WHEEL_DIR)/*.whl; }; \
 	fi
+
+bench-gpu: gpu-site
 	PYTHONPATH=$(CURDIR):$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m experiments.perf.bench_gpu $(ARGS)
+
+# The transfer study's pretraining on a GPU (experiments/studies/pretrain_gpu.py): SQL's
+# pretrain preset on mjx:AntAnyDirection, PRETRAIN_SEEDS seeds in lockstep, the paper's 5M
+# env steps or PRETRAIN_MINUTES of wall clock from the start of Python (compilation
+# included), whichever ends first; no checkpoints. Writes learners.tar.gz (seed<i>/ learner
+# exports, the zoo layout), metrics.csv and pretrain.json into $(OUT) (default
+# runs/pretrain-gpu). Wheels, GPU_PY, GPU_SITE as for bench-gpu. To try it here:
+#   JAX_PLATFORMS=cpu make pretrain-gpu GPU_PY=.venv/bin/python GPU_INSTALL=0 PRETRAIN_SEEDS=2 \
+#     PRETRAIN_MINUTES=1.5 OUT=/tmp/pretrain-gpu ARGS="--learning-starts 200 --log-every 100 \
+#     --replay-size 20000 --run-dir /tmp/pretrain-gpu-run"
+PRETRAIN_SEEDS   ?= 16
+PRETRAIN_MINUTES ?= 7
+
+pretrain-gpu: gpu-site
+	PYTHONPATH=$(CURDIR):$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m experiments.studies.pretrain_gpu \
+	  --seeds $(PRETRAIN_SEEDS) --max-minutes $(PRETRAIN_MINUTES) --archive \
+	  --out $(if $(OUT),$(OUT),runs/pretrain-gpu) $(ARGS)
 
 # One results cell: TASK (required), LEARNER (sql), PRESET (code), SEEDS (3), STEPS (300000);
 # trains or resumes runs/results/<task>/<cell> (cell: the preset for SQL, else

@@ -49,7 +49,8 @@ def action_affine(env: Any, params: Any) -> tuple[np.ndarray, np.ndarray]:
 def make_jax_env(name: str) -> tuple[Any, Any]:
     """``(env, env_params)`` of a JAX-native task: ``MultiGoal`` (any of its names),
     ``gymnax:<id>`` (needs the ``gymnax`` package) or ``mjx:<Task>`` (gymnasium's v5
-    HalfCheetah, Hopper, Walker2d, Ant, Humanoid stepped by MJX; needs ``mujoco-mjx``).
+    HalfCheetah, Hopper, Walker2d, Ant, Humanoid, and ``AntAnyDirection-v1``, stepped by
+    MJX; needs ``mujoco-mjx``).
     ValueError (one line) otherwise."""
     task = find_task(name)
     env_id = task.id if task is not None else str(name)
@@ -72,8 +73,10 @@ def make_jax_env(name: str) -> tuple[Any, Any]:
         return env, params
     if env_id.startswith(MJX_PREFIX):
         try:
-            from sqljax.envs import mjx_locomotion
+            from sqljax.envs import mjx_ant_tasks, mjx_locomotion
         except ImportError:
             raise ValueError(f"{env_id} needs the mujoco-mjx package: pip install 'sqljax[mjx]'") from None
+        if base_name(env_id) in mjx_ant_tasks.TASKS:
+            return mjx_ant_tasks.make(env_id.removeprefix(MJX_PREFIX))
         return mjx_locomotion.make(base_name(env_id))
     raise ValueError(f"{name!r} is not a JAX-native environment (MultiGoal, gymnax:<id>, mjx:<Task>)")

@@ -12,10 +12,11 @@ solver, which MJX lacks: Newton's method solves it, for the same (unique) constr
 forces up to PGS's unconverged remainder.
 
 Pure functions of explicit arguments: :func:`reset` and :func:`step` (no automatic
-reset), :func:`init_state` (a chosen start), :func:`observation`, :func:`is_healthy`;
-:class:`MjxLocomotion` puts them behind the protocol (automatic reset, the true last
-observation in ``info["final_observation"]``). Needs the ``mujoco-mjx`` package and an
-installed gymnasium (for its model files only: gymnasium is never imported here).
+reset), :func:`init_state` (a chosen start), :func:`observation`, :func:`is_healthy`,
+:func:`reward_terms` (reward and termination without physics); :class:`MjxLocomotion`
+puts them behind the protocol (automatic reset, the true last observation in
+``info["final_observation"]``). Needs the ``mujoco-mjx`` package and an installed
+gymnasium (for its model files only: gymnasium is never imported here).
 
 Shapes: qpos (Q,), qvel (V,), action (A,), observation (O,) with O = Q - 1 + V
 (Ant: Q - 2 + V + 6 (B - 1) for B bodies, world included; Humanoid: Q - 2 + V +
@@ -29,6 +30,7 @@ import dataclasses
 import functools
 import importlib.util
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -68,6 +70,9 @@ class LocomotionParams:
     of the centre of mass (``forward_mass_center``), as MuJoCo leaves them after a step.
     ``mujoco_contact_frames``: step with MuJoCo's contact frames and RK4 step
     (:mod:`sqljax.envs.mjx_physics`). ``solver``: MJX's, in place of the model's.
+    ``motion``: for a task that ``tracks_xy``, a pure function ``(xy_before (2,),
+    xy_after (2,), dt) -> (term (), info)`` paid in place of the forward velocity (still
+    times ``forward_reward_weight``); ``info`` (() arrays) joins the step's.
     """
 
     task: str
@@ -96,6 +101,7 @@ class LocomotionParams:
     forward_mass_center: bool = False
     mujoco_contact_frames: bool = False
     solver: str | None = None
+    motion: Callable[[jax.Array, jax.Array, float], tuple[jax.Array, dict]] | None = None
 
     def __post_init__(self):
         if self.qvel_reset_noise not in ("uniform", "normal"):
@@ -105,6 +111,8 @@ class LocomotionParams:
         if self.frame_skip < 1 or self.max_episode_steps < 1:
             raise ValueError(f"frame_skip and max_episode_steps must be >= 1, got {self.frame_skip}, "
                              f"{self.max_episode_steps}")
+        if self.motion is not None and not self.tracks_xy:
+            raise ValueError("a motion term needs a forward_body or forward_mass_center")
 
     @property
     def has_health(self) -> bool:
@@ -320,72 +328,87 @@ def reset(model: Any, params: LocomotionParams, key: jax.Array) -> tuple[jax.Arr
     return observation(params, state.qpos, state.qvel, cfrc_ext, data), state
 
 
-def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Array,
-         mj_model: mujoco.MjModel | None = None
-         ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
-    """One v5 step (pure; no automatic reset).
+def reward_terms(params: LocomotionParams, dt: float, before: EnvState, after: EnvState,
+                 action: jax.Array, cfrc_ext: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
+    """v5's reward and termination of a step from ``before`` to ``after`` (no physics).
 
-    Returns ``(obs (O,), next_state, reward (), terminated () bool, truncated () bool,
-    info)``: ``reward = reward_forward + reward_ctrl (+ reward_survive)
-    (+ reward_contact)`` with ``reward_forward = forward_reward_weight * x_velocity``
-    (the x position's change over ``dt = timestep * frame_skip``: of ``qpos[0]``, or of
-    the :func:`forward_xy` point as MuJoCo's data holds it before and after the step),
-    ``reward_ctrl = -ctrl_cost_weight * ||action||^2`` (of the action as given),
-    ``reward_survive = healthy_reward`` when the new state is healthy (tasks with a
-    healthy check only), ``reward_contact = -min(contact_cost_weight * sum(clipped
-    cfrc_ext ** 2), contact_cost_max)`` (tasks with a ``contact_force_range``);
-    ``terminated`` when unhealthy (and
-    ``terminate_when_unhealthy``); ``truncated`` once ``max_episode_steps`` steps are
-    taken (as gymnasium's TimeLimit, possibly together with ``terminated``). ``info``
-    holds the reward terms, ``x_position``, ``x_velocity``, and as gymnasium's v5 task
-    has them ``z_distance_from_origin`` or (``tracks_xy``) ``y_position``,
-    ``distance_from_origin``, ``y_velocity``, each () float32, and for a model with
-    tendons ``tendon_length``, ``tendon_velocity`` (T,). ``mj_model``: needed by
-    tasks with ``mujoco_contact_frames``.
+    Returns ``(reward (), terminated () bool, info)``: ``reward = reward_forward +
+    reward_ctrl (+ reward_survive) (+ reward_contact)``; ``reward_forward =
+    forward_reward_weight * x_velocity`` (of ``qpos[0]``, or of ``main_body_xy``, over
+    ``dt``; the ``motion`` term in its place where the task has one); ``reward_ctrl =
+    -ctrl_cost_weight * ||action||^2`` (action (A,) as given); ``reward_survive =
+    healthy_reward`` while ``after`` is healthy; ``reward_contact = -min(contact_cost_weight
+    * sum(clipped cfrc_ext ** 2), contact_cost_max)`` (``cfrc_ext`` (B, 6));
+    ``terminated`` when unhealthy (with ``terminate_when_unhealthy``). ``info``: the reward
+    terms, ``x_position``, ``x_velocity``, the ``motion`` term's own and (``tracks_xy``)
+    ``y_position``, ``distance_from_origin``, ``y_velocity``, each () float32.
     """
     action = jnp.asarray(action, jnp.float32)
-    after, data = simulate(model, params, state, action, mj_model)
-    dt = float(model.opt.timestep) * params.frame_skip
     if params.tracks_xy:
-        xy_velocity = (after.main_body_xy - state.main_body_xy) / dt
+        xy_velocity = (after.main_body_xy - before.main_body_xy) / dt
         x_velocity = xy_velocity[0]
     else:
-        x_velocity = (after.qpos[0] - state.qpos[0]) / dt
-    reward_forward = params.forward_reward_weight * x_velocity
+        x_velocity = (after.qpos[0] - before.qpos[0]) / dt
+    motion, info = x_velocity, {}
+    if params.motion is not None:
+        motion, info = params.motion(before.main_body_xy, after.main_body_xy, dt)
+    reward_forward = params.forward_reward_weight * motion
     reward_ctrl = -params.ctrl_cost_weight * jnp.sum(jnp.square(action))
-    info = {"x_position": after.qpos[0], "x_velocity": x_velocity,
+    info = {**info, "x_position": after.qpos[0], "x_velocity": x_velocity,
             "reward_forward": reward_forward, "reward_ctrl": reward_ctrl}
     if params.tracks_xy:
         info.update(y_position=after.qpos[1], y_velocity=xy_velocity[1],
                     distance_from_origin=jnp.linalg.norm(after.qpos[:2]))
-    if model.ntendon:
-        info.update(tendon_length=data.ten_length, tendon_velocity=data.ten_velocity)
     reward = reward_forward + reward_ctrl
-    cfrc_ext = None
     if params.contact_force_range is not None:
-        cfrc_ext = mjx.rne_postconstraint(model, data).cfrc_ext  # as gymnasium, after the step
+        if cfrc_ext is None:
+            raise ValueError(f"the {params.task} reward needs the contact forces cfrc_ext")
         contact_cost = params.contact_cost_weight * jnp.sum(
             jnp.square(clipped_contact_forces(params, cfrc_ext)))
         if params.contact_cost_max is not None:
             contact_cost = jnp.minimum(contact_cost, params.contact_cost_max)
-        reward_contact = -contact_cost
-        reward = reward + reward_contact
-        info.update(reward_contact=reward_contact)
+        reward = reward - contact_cost
+        info.update(reward_contact=-contact_cost)
     terminated = jnp.array(False)
     if params.has_health:
         healthy = is_healthy(params, after.qpos, after.qvel)
         reward_survive = jnp.where(healthy, jnp.float32(params.healthy_reward), jnp.float32(0.0))
         reward = reward + reward_survive
         info.update(reward_survive=reward_survive)
-        if not params.tracks_xy:
-            info.update(z_distance_from_origin=after.qpos[1] - model.qpos0[1])
         if params.terminate_when_unhealthy:
             terminated = ~healthy
+    info = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
+    return jnp.asarray(reward, jnp.float32), terminated, info
+
+
+def step(model: Any, params: LocomotionParams, state: EnvState, action: jax.Array,
+         mj_model: mujoco.MjModel | None = None
+         ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
+    """One v5 step (pure; no automatic reset): :func:`simulate`, then :func:`reward_terms`
+    (``dt = timestep * frame_skip``; the contact forces gymnasium computes after the step).
+
+    Returns ``(obs (O,), next_state, reward (), terminated () bool, truncated () bool,
+    info)``: ``truncated`` once ``max_episode_steps`` steps are taken (as gymnasium's
+    TimeLimit); ``info`` as :func:`reward_terms`, plus where gymnasium's task has them
+    ``z_distance_from_origin`` and ``tendon_length``, ``tendon_velocity`` (T,).
+    ``mj_model``: needed by tasks with ``mujoco_contact_frames``.
+    """
+    action = jnp.asarray(action, jnp.float32)
+    after, data = simulate(model, params, state, action, mj_model)
+    dt = float(model.opt.timestep) * params.frame_skip
+    cfrc_ext = (None if params.contact_force_range is None  # as gymnasium, after the step
+                else mjx.rne_postconstraint(model, data).cfrc_ext)
+    reward, terminated, info = reward_terms(params, dt, state, after, action, cfrc_ext)
+    if params.has_health and not params.tracks_xy:
+        info.update(z_distance_from_origin=after.qpos[1] - model.qpos0[1])
+    if model.ntendon:
+        info.update(tendon_length=data.ten_length, tendon_velocity=data.ten_velocity)
+    info = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
     after = after.replace(time=state.time + 1)
     truncated = after.time >= params.max_episode_steps
-    info = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
     return (observation(params, after.qpos, after.qvel, cfrc_ext, data), after,
-            jnp.asarray(reward, jnp.float32), terminated, truncated, info)
+            reward, terminated, truncated, info)
 
 
 # ------------------------------------------------------------------ the protocol

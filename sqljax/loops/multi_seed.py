@@ -153,7 +153,8 @@ def stats_fns(mesh, n_seeds: int, names: tuple[str, ...] | None = None):
 
 
 def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = print,
-          jax_env: tuple[Any, Any] | None = None, handle_signals: bool = True) -> dict[str, Any]:
+          jax_env: tuple[Any, Any] | None = None, handle_signals: bool = True,
+          deadline: float | None = None) -> dict[str, Any]:
     """Train ``spec.seed_ids`` in lockstep (or continue with ``resume``). ``jax_env``: an
     ``(env, env_params)`` pair of any JAX-native env (gymnax 1.0's interface) to train on
     with the compiled loop; ``spec.env_id`` then only names it.
@@ -161,16 +162,19 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
     The run directory is held by this process while it runs (:func:`run_dir.hold`). With
     ``handle_signals`` (in the main thread), SIGINT and SIGTERM stop the run at the next
     env step: a checkpoint there, the logs flushed, then :class:`Stopped`; a second
-    signal interrupts at once. ``resume`` falls back from a damaged checkpoint to the
-    previous one (the damaged one is renamed ``damaged_step_*`` and kept); a directory
-    without any checkpoint starts again from step 0.
+    signal interrupts at once. ``deadline`` (a ``time.monotonic()`` time): the run ends at
+    the first sync point past it as at its last step (a metrics row, and an evaluation and
+    a checkpoint where those schedules are on), short of ``spec.steps``. ``resume`` falls
+    back from a damaged checkpoint to the previous one (the damaged one is renamed
+    ``damaged_step_*`` and kept); a directory without any checkpoint starts again from
+    step 0.
 
     Returns: ``env_steps`` (per seed), ``seed_ids``, ``updates`` and ``episodes`` (per
     seed), ``evals`` (per evaluation: ``step`` and per-seed mean returns under
     ``stochastic``, ``deterministic``), ``steps_per_sec`` (per seed, each log interval),
     ``agents`` (the stacked learners, on the host), ``checkpoint``, ``run_dir``,
-    ``n_devices``. Raises RunError (bad input, one line), NonFiniteError (divergence;
-    the last good checkpoint is kept).
+    ``n_devices``, ``out_of_time`` (ended by ``deadline``). Raises RunError (bad input,
+    one line), NonFiniteError (divergence; the last good checkpoint is kept).
     """
     rd.check_spec(spec)
     if jax_env is None and not registry.is_jax_native(spec.env_id):
@@ -184,12 +188,13 @@ def train(spec: RunSpec, resume: bool = False, log: Callable[[str], None] = prin
         prog = make_program(spec, mesh, jax_env)
         try:
             with StopSignals(handle_signals) as stop:
-                return _train(spec, prog, resume, log, mesh, stop)
+                return _train(spec, prog, resume, log, mesh, stop, deadline)
         finally:
             prog.close()
 
 
-def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> dict[str, Any]:
+def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals,
+           deadline: float | None = None) -> dict[str, Any]:
     n = spec.n_seeds
     sh = seeding.seed_sharding(mesh)
     local = seeding.local_seed_positions(sh, n)
@@ -241,6 +246,7 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
     rates: list[float] = []
     bar = _progress(spec, env_steps)
     single = jax.process_count() == 1
+    out_of_time = False
     try:
         carry = prog.begin(carry, env_steps)
         t0 = t_row = time.perf_counter()
@@ -251,6 +257,8 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
                                                  stop if single else lambda: False)
             bar.update(reached - env_steps)
             moved, env_steps, stopping = reached > env_steps, reached, stop.agreed()
+            out_of_time = deadline is not None and _any_process(time.monotonic() >= deadline)
+            last = env_steps if out_of_time else spec.steps  # the run ends here
             summary, stats = fetch(stats)
             summary, updates, episodes = seeding.to_host((summary, carry.agent.step, carry.episodes))
             now = time.perf_counter()
@@ -259,7 +267,7 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
             rows = {p: {**_row(env_steps, summary, p, int(updates[p]), int(episodes[p]), rate,
                                names), **prog.train_columns(p)} for p in local}
             bad = [p for p in range(n) if summary["bad_step"][p] >= 0]
-            if not bad and not stopping and rd.due(env_steps, spec.eval_every, spec.steps):
+            if not bad and not stopping and rd.due(env_steps, spec.eval_every, last):
                 res = prog.evaluate(carry.agent, eval_keys, eval_index)
                 eval_index += 1
                 evals.append(_record_eval(env_steps, res))
@@ -280,7 +288,7 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
                 raise Stopped(stop.signum, f"stopped by {stop.name} before the first env step; "
                               "nothing to save (the same command starts it again)")
             saved = last_ckpt == rd.checkpoint_path(spec.out, env_steps)
-            if (moved and rd.due(env_steps, spec.checkpoint_every, spec.steps)) or (
+            if (moved and rd.due(env_steps, spec.checkpoint_every, last)) or (
                     stopping and not saved):
                 last_ckpt = rd.checkpoint_path(spec.out, env_steps)
                 rd.save_carry(last_ckpt, carry, dict(
@@ -298,6 +306,9 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
                                     f"{np.mean(evals[-1]['deterministic']):.1f} (mean over seeds)",
                                     refresh=False)
             t_row, steps_row = time.perf_counter(), env_steps
+            if out_of_time:
+                log(f"out of time at env step {env_steps} of {spec.steps}")
+                break
     except BaseException:
         bar.close()
         with contextlib.suppress(OSError):  # the first error is the one to report
@@ -311,7 +322,16 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals) -> d
             "episodes": [int(e) for e in np.asarray(seeding.to_host(carry.episodes)).reshape(-1)],
             "evals": evals, "steps_per_sec": rates, "agents": agents,
             "checkpoint": str(last_ckpt) if last_ckpt else None, "run_dir": str(spec.out),
-            "n_devices": int(mesh.devices.size)}
+            "n_devices": int(mesh.devices.size), "out_of_time": out_of_time}
+
+
+def _any_process(flag: bool) -> bool:
+    """Whether ``flag`` holds in any process (every process calls it at the same sync)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.max(multihost_utils.process_allgather(np.int32(flag))))
 
 
 def _finite_or_none(x) -> float | None:
