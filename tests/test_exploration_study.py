@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from experiments.studies import exploration as ex
+from experiments.studies import exploration_report as exr
 from sqljax.loops.gym_loop import EpisodeTracker
 
 
@@ -62,6 +64,24 @@ def test_seed_summary_of_a_swimmer_and_of_an_ant():
     ant = {"step": steps, "train_target_distance_min": np.array([7.0, 3.5, 3.0])}
     a = ex.seed_summary("maze", ant, threshold=3.25, margin=0.25)
     assert (a["least_distance"], a["passed"], a["passed_at"]) == (3.0, True, 3000)
+
+
+def test_summary_counts_forward_commitments_and_tests_them(monkeypatch):
+    steps = np.arange(1, 9) * 1000.0
+
+    def swimmer(end):
+        return {"step": steps, "train_com_x_max": np.full(8, 1.5), "train_com_x_min": np.full(8, -1.5),
+                "train_com_x_end": np.asarray(end, float)}
+
+    fake = {"sql": {i: swimmer([-0.5] * 8) for i in range(5)},
+            "ddpg": {**{i: swimmer([0.5] * 8) for i in range(4)}, 4: swimmer([0.5, -0.5] * 4)}}
+    monkeypatch.setattr(ex, "read_training_rows", lambda run_dir, columns: fake[str(run_dir)])
+    summary = ex.summarize("SwimmerFinishLine", {"sql": Path("sql"), "ddpg": Path("ddpg")})
+    sql, ddpg = summary["learners"]["sql"], summary["learners"]["ddpg"]
+    assert (sql["forward"], ddpg["forward"]) == (0, 4)
+    assert ddpg["forward_fisher_p_vs_sql"] == pytest.approx(ex.fisher_exact(0, 5, 4, 5))
+    assert ddpg["forward_fisher_p_vs_sql"] == pytest.approx(10 / 210)  # 0 of 5 against 4 of 5
+    assert "committed forward against SQL's, p = 0.048" in exr.markdown(summary)
 
 
 def test_an_unknown_task_is_one_line():

@@ -150,7 +150,8 @@ def seed_summary(kind: str, rows: dict[str, np.ndarray], threshold: float,
 
 def summarize(task: str, runs: dict[str, Path], margin: float = 0.25) -> dict[str, Any]:
     """Per learner and seed the outcome (:func:`seed_summary`), the share of seeds that
-    passed, and Fisher's exact p of SQL against each other learner."""
+    passed, and Fisher's exact p of SQL against each other learner; on the swimmer also
+    the seeds committed forward (``forward``) and Fisher's p of that share."""
     facts = task_facts(task)
     out: dict[str, Any] = {"task": task, "env_id": facts["env_id"], "threshold": facts["threshold"],
                            "commit_margin": margin, "learners": {}}
@@ -161,11 +162,15 @@ def summarize(task: str, runs: dict[str, Path], margin: float = 0.25) -> dict[st
         passed = sum(s["passed"] for s in per_seed.values())
         out["learners"][name] = {"run_dir": str(run_dir), "env_steps": steps, "seeds": per_seed,
                                  "passed": passed, "n": len(per_seed)}
+        if facts["kind"] == "swimmer":
+            out["learners"][name]["forward"] = sum(s["direction"] == "forward" for s in per_seed.values())
     if "sql" in out["learners"]:
         a = out["learners"]["sql"]
         for name, b in out["learners"].items():
             if name != "sql":
                 b["fisher_p_vs_sql"] = fisher_exact(a["passed"], a["n"], b["passed"], b["n"])
+                if "forward" in b:
+                    b["forward_fisher_p_vs_sql"] = fisher_exact(a["forward"], a["n"], b["forward"], b["n"])
     return out
 
 

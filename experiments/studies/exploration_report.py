@@ -71,8 +71,10 @@ def markdown(summary: dict[str, Any]) -> str:
             extra = f"; against SQL, Fisher's exact test (two-sided) p = {_p(r['fisher_p_vs_sql'])}"
         if swimmer:
             dirs = [s["direction"] for s in r["seeds"].values()]
+            forward_p = ("" if "forward_fisher_p_vs_sql" not in r else
+                         f"; committed forward against SQL's, p = {_p(r['forward_fisher_p_vs_sql'])}")
             extra = (f" (committed forward {dirs.count('forward')}, backward {dirs.count('backward')}, "
-                     f"not yet {dirs.count(None)})") + extra
+                     f"not yet {dirs.count(None)})") + extra + forward_p
         lines.append(f"- {ex.NAMES.get(name, name)}: {r['passed']} of {r['n']}{extra}")
     return "\n".join(lines) + "\n"
 
