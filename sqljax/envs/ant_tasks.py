@@ -46,11 +46,24 @@ from __future__ import annotations
 
 import os
 import tempfile
-import xml.etree.ElementTree as ET
 
 import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
+
+# The models (and their geometry) are built without gymnasium, for the MJX tasks too.
+from sqljax.envs.ant_walls import (
+    HALLWAY_WIDTHS,
+    UMAZE_FREE_SPACE,
+    UMAZE_GOAL,
+    UMAZE_GOAL_RADIUS,
+    UMAZE_GOAL_REWARD,
+    UMAZE_INNER_WALL,
+    any_direction_xml,
+    hallway_xml,
+    umaze_xml,
+)
+from sqljax.envs.ant_walls import build_xml as _build_xml  # noqa: F401  (exploration_tasks)
 
 __all__ = [
     "AntAnyDirection",
@@ -63,95 +76,9 @@ __all__ = [
     "umaze_geodesic_distance",
 ]
 
-# Height of every wall (1.5 m; a healthy torso is at most 1.0 m high, so the ant
-# cannot get over a wall without the episode ending) and thickness of the hallway
-# and outer walls (thick enough that a fast torso cannot tunnel through in one
-# 0.01 s physics step).
-WALL_HEIGHT = 1.5
-WALL_THICKNESS = 1.0
-WALL_RGBA = "0.45 0.45 0.55 1"
-
-# Hallway: distance between the inner faces of the two walls.
-HALLWAY_WIDTHS = {"wide": 6.0, "narrow": 2.5}
-# Hallway walls run along x from HALLWAY_X_RANGE[0] to HALLWAY_X_RANGE[1]; the ends are
-# open.  500 m is far more than an ant covers in 1000 steps (50 s).
-HALLWAY_X_RANGE = (-10.0, 500.0)
-
-# U-maze (cell size 4 m, the classic 3x3 U): free space is the union of
-#   bottom arm x in [-2, 10], y in [-2, 2]   (start at (0, 0))
-#   side arm   x in [ 6, 10], y in [-2, 10]
-#   top arm    x in [-2, 10], y in [ 6, 10]  (goal at (0, 8))
-# i.e. the square [-2, 10] x [-2, 10] minus the inner wall [-2, 6] x [2, 6].
-UMAZE_FREE_SPACE = (-2.0, 10.0, -2.0, 10.0)  # xmin, xmax, ymin, ymax
-UMAZE_INNER_WALL = (-2.0, 6.0, 2.0, 6.0)  # xmin, xmax, ymin, ymax
-UMAZE_GOAL = (0.0, 8.0)
-UMAZE_GOAL_RADIUS = 1.0
-UMAZE_GOAL_REWARD = 5.0
 # The two corners of the inner wall that the shortest path to the goal wraps around.
 _UMAZE_C1 = np.array([UMAZE_INNER_WALL[1], UMAZE_INNER_WALL[2]])  # (6, 2)
 _UMAZE_C2 = np.array([UMAZE_INNER_WALL[1], UMAZE_INNER_WALL[3]])  # (6, 6)
-
-
-def _ant_xml_path() -> str:
-    import gymnasium.envs.mujoco as mujoco_envs
-
-    return os.path.join(os.path.dirname(mujoco_envs.__file__), "assets", "ant.xml")
-
-
-def _box_geom(name: str, xmin: float, xmax: float, ymin: float, ymax: float) -> ET.Element:
-    """A static wall occupying [xmin, xmax] x [ymin, ymax] x [0, WALL_HEIGHT]."""
-    return ET.Element(
-        "geom",
-        {
-            "name": name,
-            "type": "box",
-            "pos": f"{(xmin + xmax) / 2} {(ymin + ymax) / 2} {WALL_HEIGHT / 2}",
-            "size": f"{(xmax - xmin) / 2} {(ymax - ymin) / 2} {WALL_HEIGHT / 2}",
-            # The ant's geoms have contype=1, conaffinity=0 (ant.xml defaults), so the
-            # walls need conaffinity=1 to collide with them, like the floor.
-            "contype": "1",
-            "conaffinity": "1",
-            "condim": "3",
-            "rgba": WALL_RGBA,
-        },
-    )
-
-
-def _build_xml(
-    walls: list[tuple[str, float, float, float, float]], goal=None, camera=None, extent=None
-) -> str:
-    """Gymnasium's ant.xml with the given walls, goal marker and camera added."""
-    tree = ET.parse(_ant_xml_path())
-    root = tree.getroot()
-    if extent is not None:
-        # MuJoCo scales the renderer's clipping planes with the model's extent; very
-        # long walls would otherwise push the near plane metres away from cameras.
-        root.insert(0, ET.Element("statistic", {"extent": str(extent), "center": "0 0 0.5"}))
-    world = root.find("worldbody")
-    for wall in walls:
-        world.append(_box_geom(*wall))
-    if goal is not None:
-        (gx, gy), radius = goal
-        # A site: drawn, never collides, adds no body (observation size unchanged).
-        world.append(
-            ET.Element(
-                "site",
-                {
-                    "name": "goal",
-                    "type": "cylinder",
-                    "pos": f"{gx} {gy} 0.01",
-                    "size": f"{radius} 0.01",
-                    "rgba": "0.2 0.8 0.2 0.5",
-                },
-            )
-        )
-    if camera is not None:
-        # Render with camera_name="task_view" ("trackcom" follows the ant).
-        mode, pos, xyaxes = camera
-        world.append(
-            ET.Element("camera", {"name": "task_view", "mode": mode, "pos": pos, "xyaxes": xyaxes})
-        )
-    return ET.tostring(tree.getroot(), encoding="unicode")
 
 
 class _AntTask(AntEnv):
@@ -222,8 +149,7 @@ class AntAnyDirection(_AntTask):
     """
 
     def __init__(self, **kwargs):
-        xml = _build_xml([], camera=("trackcom", "0 -6 6", "1 0 0 0 0.707 0.707"))
-        super().__init__(xml, {}, **kwargs)
+        super().__init__(any_direction_xml(), {}, **kwargs)
 
     def _motion(self, xy_before, xy_after, xy_velocity):
         return float(np.linalg.norm(xy_velocity)), {}
@@ -255,13 +181,7 @@ class AntHallway(_AntTask):
             corridor_width = HALLWAY_WIDTHS[variant]
         self.variant = variant
         self.half_width = float(corridor_width) / 2.0
-        x0, x1 = HALLWAY_X_RANGE
-        h, t = self.half_width, WALL_THICKNESS
-        walls = [
-            ("wall_left", x0, x1, h, h + t),
-            ("wall_right", x0, x1, -h - t, -h),
-        ]
-        xml = _build_xml(walls, camera=("trackcom", "-5 0 5", "0 -1 0 0.707 0 0.707"), extent=10.0)
+        xml = hallway_xml(corridor_width)
         super().__init__(xml, {"variant": variant, "corridor_width": corridor_width}, **kwargs)
 
     def _motion(self, xy_before, xy_after, xy_velocity):
@@ -343,20 +263,7 @@ class AntUMaze(_AntTask):
         self.goal = np.asarray(UMAZE_GOAL, dtype=np.float64)
         self.goal_radius = float(goal_radius)
         self.goal_reward = float(goal_reward)
-        xmin, xmax, ymin, ymax = UMAZE_FREE_SPACE
-        t = WALL_THICKNESS
-        walls = [
-            ("wall_south", xmin - t, xmax + t, ymin - t, ymin),
-            ("wall_north", xmin - t, xmax + t, ymax, ymax + t),
-            ("wall_west", xmin - t, xmin, ymin, ymax),
-            ("wall_east", xmax, xmax + t, ymin, ymax),
-            ("wall_inner", *UMAZE_INNER_WALL),
-        ]
-        xml = _build_xml(
-            walls,
-            goal=(UMAZE_GOAL, self.goal_radius),
-            camera=("fixed", "4 -8 18", "1 0 0 0 0.832 0.555"),
-        )
+        xml = umaze_xml(self.goal_radius)
         super().__init__(xml, {"goal_radius": goal_radius, "goal_reward": goal_reward}, **kwargs)
 
     def _motion(self, xy_before, xy_after, xy_velocity):

@@ -49,8 +49,9 @@ def action_affine(env: Any, params: Any) -> tuple[np.ndarray, np.ndarray]:
 def make_jax_env(name: str) -> tuple[Any, Any]:
     """``(env, env_params)`` of a JAX-native task: ``MultiGoal`` (any of its names),
     ``gymnax:<id>`` (needs the ``gymnax`` package) or ``mjx:<Task>`` (gymnasium's v5
-    HalfCheetah, Hopper, Walker2d, Ant, Humanoid, and ``AntAnyDirection-v1``, stepped by
-    MJX; needs ``mujoco-mjx``).
+    HalfCheetah, Hopper, Walker2d, Ant, Humanoid, and the Ant transfer tasks
+    ``AntAnyDirection``, ``AntHallwayWide``, ``AntHallwayNarrow``, ``AntUMaze`` (``-v1``),
+    stepped by MJX; needs ``mujoco-mjx``).
     ValueError (one line) otherwise."""
     task = find_task(name)
     env_id = task.id if task is not None else str(name)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import os
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +38,7 @@ import mujoco
 import numpy as np
 from flax import struct
 
+from sqljax.envs.ant_walls import gymnasium_assets_dir
 from sqljax.envs.mjx_physics import mjx, rk4_step
 from sqljax.envs.spaces import Box, auto_reset
 
@@ -72,7 +72,9 @@ class LocomotionParams:
     (:mod:`sqljax.envs.mjx_physics`). ``solver``: MJX's, in place of the model's.
     ``motion``: for a task that ``tracks_xy``, a pure function ``(xy_before (2,),
     xy_after (2,), dt) -> (term (), info)`` paid in place of the forward velocity (still
-    times ``forward_reward_weight``); ``info`` (() arrays) joins the step's.
+    times ``forward_reward_weight``); ``info`` (() arrays) joins the step's. ``bonus``:
+    likewise ``(xy_after (2,)) -> (bonus (), info)``, added to the reward as it is.
+    ``xml_file``: a file of gymnasium's, or a model's XML text.
     """
 
     task: str
@@ -102,6 +104,7 @@ class LocomotionParams:
     mujoco_contact_frames: bool = False
     solver: str | None = None
     motion: Callable[[jax.Array, jax.Array, float], tuple[jax.Array, dict]] | None = None
+    bonus: Callable[[jax.Array], tuple[jax.Array, dict]] | None = None
 
     def __post_init__(self):
         if self.qvel_reset_noise not in ("uniform", "normal"):
@@ -111,8 +114,8 @@ class LocomotionParams:
         if self.frame_skip < 1 or self.max_episode_steps < 1:
             raise ValueError(f"frame_skip and max_episode_steps must be >= 1, got {self.frame_skip}, "
                              f"{self.max_episode_steps}")
-        if self.motion is not None and not self.tracks_xy:
-            raise ValueError("a motion term needs a forward_body or forward_mass_center")
+        if (self.motion is not None or self.bonus is not None) and not self.tracks_xy:
+            raise ValueError("a motion or bonus term needs a forward_body or forward_mass_center")
 
     @property
     def has_health(self) -> bool:
@@ -156,22 +159,18 @@ TASK_PARAMS: dict[str, LocomotionParams] = {
 }
 
 
-def gymnasium_assets_dir() -> str:
-    """The folder of gymnasium's MuJoCo model files, found without importing gymnasium."""
-    spec = importlib.util.find_spec("gymnasium")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("the mjx: tasks read gymnasium's model files: pip install 'gymnasium[mujoco]'")
-    return os.path.join(list(spec.submodule_search_locations)[0], "envs", "mujoco", "assets")
-
-
 @functools.cache
 def load_model(xml_file: str, solver: str | None = None) -> tuple[mujoco.MjModel, Any]:
-    """``(MjModel, mjx.Model)`` of one of gymnasium's model files, with the constraint
-    ``solver`` (``"Newton"``, ``"CG"``) in place of the file's if given (cached)."""
-    path = os.path.join(gymnasium_assets_dir(), xml_file)
-    if not os.path.isfile(path):
-        raise ValueError(f"no model file {path}: is gymnasium >= 1.0 installed?")
-    mj_model = mujoco.MjModel.from_xml_path(path)
+    """``(MjModel, mjx.Model)`` of one of gymnasium's model files or of a model's XML
+    text, with the constraint ``solver`` (``"Newton"``, ``"CG"``) in place of the
+    model's if given (cached)."""
+    if xml_file.lstrip().startswith("<"):
+        mj_model = mujoco.MjModel.from_xml_string(xml_file)
+    else:
+        path = os.path.join(gymnasium_assets_dir(), xml_file)
+        if not os.path.isfile(path):
+            raise ValueError(f"no model file {path}: is gymnasium >= 1.0 installed?")
+        mj_model = mujoco.MjModel.from_xml_path(path)
     if solver is not None:
         mj_model.opt.solver = getattr(mujoco.mjtSolver, f"mjSOL_{solver.upper()}")
     with jax.ensure_compile_time_eval():
@@ -334,14 +333,14 @@ def reward_terms(params: LocomotionParams, dt: float, before: EnvState, after: E
     """v5's reward and termination of a step from ``before`` to ``after`` (no physics).
 
     Returns ``(reward (), terminated () bool, info)``: ``reward = reward_forward +
-    reward_ctrl (+ reward_survive) (+ reward_contact)``; ``reward_forward =
+    reward_ctrl (+ bonus) (+ reward_survive) (+ reward_contact)``; ``reward_forward =
     forward_reward_weight * x_velocity`` (of ``qpos[0]``, or of ``main_body_xy``, over
     ``dt``; the ``motion`` term in its place where the task has one); ``reward_ctrl =
     -ctrl_cost_weight * ||action||^2`` (action (A,) as given); ``reward_survive =
     healthy_reward`` while ``after`` is healthy; ``reward_contact = -min(contact_cost_weight
     * sum(clipped cfrc_ext ** 2), contact_cost_max)`` (``cfrc_ext`` (B, 6));
     ``terminated`` when unhealthy (with ``terminate_when_unhealthy``). ``info``: the reward
-    terms, ``x_position``, ``x_velocity``, the ``motion`` term's own and (``tracks_xy``)
+    terms, ``x_position``, ``x_velocity``, the ``motion`` and ``bonus`` terms' own, (``tracks_xy``)
     ``y_position``, ``distance_from_origin``, ``y_velocity``, each () float32.
     """
     action = jnp.asarray(action, jnp.float32)
@@ -361,6 +360,9 @@ def reward_terms(params: LocomotionParams, dt: float, before: EnvState, after: E
         info.update(y_position=after.qpos[1], y_velocity=xy_velocity[1],
                     distance_from_origin=jnp.linalg.norm(after.qpos[:2]))
     reward = reward_forward + reward_ctrl
+    if params.bonus is not None:
+        bonus, bonus_info = params.bonus(after.main_body_xy)
+        reward, info = reward + bonus, {**info, **bonus_info}
     if params.contact_force_range is not None:
         if cfrc_ext is None:
             raise ValueError(f"the {params.task} reward needs the contact forces cfrc_ext")
@@ -431,8 +433,8 @@ class MjxLocomotion:
 
     def _check(self, params: LocomotionParams) -> None:
         if params.xml_file != self.params.xml_file:
-            raise ValueError(f"params for {params.xml_file} given to the {self.params.task} env "
-                             f"({self.params.xml_file})")
+            raise ValueError(f"params of {params.task} given to the {self.params.task} env "
+                             "(another model)")
 
     def reset(self, key: jax.Array, params: LocomotionParams):
         self._check(params)

@@ -1,7 +1,8 @@
 """The task table: every per-task fact in one place (no gymnasium import).
 
 Each :class:`Task` has its id (a gymnasium id, or ``gymnax:<id>`` / ``mjx:<Task>-v5`` /
-``mjx:AntAnyDirection-v1`` / ``sqljax/...`` for JAX-native envs), a short name, the default run length and its kind
+``mjx:AntAnyDirection-v1`` (and the other Ant transfer tasks) / ``sqljax/...`` for
+JAX-native envs), a short name, the default run length and its kind
 (``"gym"``: stepped on the host through gymnasium; ``"jax"``: pure JAX functions,
 trained by the compiled loop). Task facts only: what a learner sets per task (SQL's
 reward scales and presets) lives with the learner (:mod:`sqljax.config`). :func:`find_task` normalises what a user types, once,
@@ -18,7 +19,7 @@ import re
 
 GYMNAX_PREFIX = "gymnax:"
 #: gymnasium's v5 MuJoCo tasks written in JAX, stepped by MJX (sqljax.envs.mjx_locomotion),
-#: and the transfer study's pretraining task (sqljax.envs.mjx_ant_tasks).
+#: and the transfer study's Ant tasks (sqljax.envs.mjx_ant_tasks).
 MJX_PREFIX = "mjx:"
 #: Prefixes of ids that name a JAX-native env and no gymnasium env.
 JAX_ONLY_PREFIXES = (GYMNAX_PREFIX, MJX_PREFIX)
@@ -43,8 +44,9 @@ TASKS: tuple[Task, ...] = (
     # the same tasks as their gymnasium twins above, with the same run length
     *(Task(f"{MJX_PREFIX}{name}-v5", f"{MJX_PREFIX}{name}", steps, kind="jax")
       for name, steps in _MUJOCO if name != "Swimmer"),
-    # sqljax/AntAnyDirection-v1 stepped by MJX (sqljax.envs.mjx_ant_tasks)
-    Task(f"{MJX_PREFIX}AntAnyDirection-v1", f"{MJX_PREFIX}AntAnyDirection", 1_000_000, kind="jax"),
+    # sqljax/<Ant transfer task>-v1 stepped by MJX (sqljax.envs.mjx_ant_tasks)
+    *(Task(f"{MJX_PREFIX}{name}-v1", f"{MJX_PREFIX}{name}", 1_000_000, kind="jax")
+      for name in ("AntAnyDirection", "AntHallwayWide", "AntHallwayNarrow", "AntUMaze")),
     Task("sqljax/MultiGoal-v0", "MultiGoal", 20_000, kind="jax"),
     Task("sqljax/AntAnyDirection-v0", "AntAnyDirection", 1_000_000),
     Task("sqljax/AntHallwayWide-v0", "AntHallway", 1_000_000),
