@@ -154,17 +154,22 @@ def hallway_xml(corridor_width: float) -> str:
                      camera=("trackcom", "-5 0 5", "0 -1 0 0.707 0 0.707"), extent=10.0)
 
 
-def umaze_walls() -> list[Wall]:
-    """The U-maze's four outer walls around UMAZE_FREE_SPACE and its inner wall."""
-    xmin, xmax, ymin, ymax = UMAZE_FREE_SPACE
-    t = WALL_THICKNESS
+def outer_walls(free_space: tuple[float, float, float, float], thickness: float) -> list[Wall]:
+    """Four walls ``thickness`` m thick enclosing ``free_space`` = (xmin, xmax, ymin, ymax)
+    (m): south and north span the corners, west and east fit between them."""
+    xmin, xmax, ymin, ymax = free_space
+    t = thickness
     return [
         ("wall_south", xmin - t, xmax + t, ymin - t, ymin),
         ("wall_north", xmin - t, xmax + t, ymax, ymax + t),
         ("wall_west", xmin - t, xmin, ymin, ymax),
         ("wall_east", xmax, xmax + t, ymin, ymax),
-        ("wall_inner", *UMAZE_INNER_WALL),
     ]
+
+
+def umaze_walls() -> list[Wall]:
+    """The U-maze's four outer walls around UMAZE_FREE_SPACE and its inner wall."""
+    return [*outer_walls(UMAZE_FREE_SPACE, WALL_THICKNESS), ("wall_inner", *UMAZE_INNER_WALL)]
 
 
 def umaze_xml(goal_radius: float = UMAZE_GOAL_RADIUS) -> str:

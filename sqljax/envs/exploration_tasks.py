@@ -132,6 +132,7 @@ from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 from gymnasium.spaces import Box
 
 from sqljax.envs.ant_tasks import _AntTask, _build_xml
+from sqljax.envs.ant_walls import outer_walls
 from sqljax.envs.registry import RLLAB_ANT_REWARD_WEIGHTS
 
 __all__ = [
@@ -264,16 +265,8 @@ _BARRIER_RGBA = "0.75 0.25 0.2 1"
 def maze_walls() -> list[tuple[str, float, float, float, float]]:
     """Every wall box as ``(name, xmin, xmax, ymin, ymax)`` (m): four outer walls,
     the divider and the barrier."""
-    xmin, xmax, ymin, ymax = MAZE_FREE_SPACE
-    t = MAZE_WALL_THICKNESS
-    return [
-        ("wall_south", xmin - t, xmax + t, ymin - t, ymin),
-        ("wall_north", xmin - t, xmax + t, ymax, ymax + t),
-        ("wall_west", xmin - t, xmin, ymin, ymax),
-        ("wall_east", xmax, xmax + t, ymin, ymax),
-        ("divider", *MAZE_DIVIDER),
-        ("barrier", *MAZE_BARRIER),
-    ]
+    return [*outer_walls(MAZE_FREE_SPACE, MAZE_WALL_THICKNESS),
+            ("divider", *MAZE_DIVIDER), ("barrier", *MAZE_BARRIER)]
 
 
 def target_bump(xy, width: float = MAZE_BUMP_WIDTH, scale: float = MAZE_BUMP_SCALE):
