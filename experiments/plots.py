@@ -238,7 +238,8 @@ def _finish(ax) -> None:
     ax.set_xlabel("environment steps (per seed)")
     ax.set_ylabel("return (unscaled)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a run without evaluations draws no curve
+        ax.legend(loc="best", fontsize=8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
