@@ -211,7 +211,9 @@ def add_run_flags(parser: argparse.ArgumentParser, keep_checkpoints: int,
     run.add_argument("--env", help="task: gymnasium id or short name (Ant, HalfCheetah, Hopper, "
                      "Walker2d, Swimmer, Humanoid (v5), Pendulum, AntAnyDirection, AntHallway(Wide|"
                      "Narrow), AntUMaze, any id with a Box action space) or a JAX-native env "
-                     "(MultiGoal, gymnax:<id>, mjx:HalfCheetah|Hopper|Walker2d|Ant|Humanoid) trained by the compiled loop")
+                     "(MultiGoal, gymnax:<id>, mjx:HalfCheetah|Hopper|Walker2d|Ant|Humanoid, "
+                     "mjx:AntAnyDirection|AntHallwayWide|AntHallwayNarrow|AntUMaze) trained by the "
+                     "compiled loop")
     run.add_argument("--steps", type=int, help="env steps per seed (default: the task's, e.g. 1M "
                      "for MuJoCo, 30k for Pendulum; on --resume: the run's)")
     run.add_argument("--out", help="run directory")
