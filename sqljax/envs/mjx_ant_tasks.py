@@ -89,13 +89,12 @@ ANT_ANY_DIRECTION: LocomotionParams = dataclasses.replace(
     TASK_PARAMS["Ant"], task="AntAnyDirection", motion=xy_speed, **RLLAB_ANT_REWARD_WEIGHTS)
 
 
-
 def x_velocity(xy_before: jax.Array, xy_after: jax.Array, dt: float
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The x velocity of a point that moved from ``xy_before`` (2,) to ``xy_after`` (2,)
     in ``dt`` seconds, and its planar speed: ``(v_x (), {"xy_speed": speed ()})``, m/s."""
-    velocity = (xy_after - xy_before) / dt
-    return velocity[0], {"xy_speed": jnp.linalg.norm(velocity)}
+    _, info = xy_speed(xy_before, xy_after, dt)
+    return (xy_after[0] - xy_before[0]) / dt, info
 
 
 def _crosses_box(p: jax.Array, q: jax.Array, box: tuple[float, float, float, float]) -> jax.Array:
@@ -144,9 +143,8 @@ def umaze_progress(xy_before: jax.Array, xy_after: jax.Array, dt: float
     second, ``(d(xy_before) - d(xy_after)) / dt`` (xy (2,) each), and its info: ``(progress
     (), {"geodesic_distance": d(xy_after) (), "xy_speed": speed ()})``."""
     d_after = umaze_geodesic_distance(xy_after)
-    speed = jnp.linalg.norm((xy_after - xy_before) / dt)
-    return ((umaze_geodesic_distance(xy_before) - d_after) / dt,
-            {"geodesic_distance": d_after, "xy_speed": speed})
+    _, info = xy_speed(xy_before, xy_after, dt)
+    return (umaze_geodesic_distance(xy_before) - d_after) / dt, {"geodesic_distance": d_after, **info}
 
 
 def umaze_goal_bonus(xy_after: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
