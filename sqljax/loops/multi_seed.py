@@ -19,11 +19,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ import sqljax
 from sqljax import learners, seeding
 from sqljax.envs import make_jax_env, registry
 from sqljax.loops import NonFiniteError, RunError, Stopped, device
+from sqljax.loops.run_states import abstract_carry, load_init_states, load_run_state, load_seed_states  # noqa: F401
 from sqljax.store import run_dir as rd
 from sqljax.store.metrics_log import MetricsLog
 from sqljax.store.run_dir import BASE_COLUMNS, RunSpec, latest_checkpoint, read_run
@@ -80,19 +80,6 @@ def make_program(spec: RunSpec, mesh, jax_env: tuple[Any, Any] | None = None):
     from sqljax.loops.gym_loop import GymProgram
 
     return GymProgram(spec, mesh)
-
-
-def abstract_carry(kind: str, cfg: Any, env_id: str, obs_dim: int, action_dim: int,
-                   n_seeds: int, capacity: int, jax_env: tuple[Any, Any] | None = None):
-    """Shapes of a stacked carry (N seeds, replay of ``capacity``) of either program."""
-    if kind == "gym":
-        init_one = device.init_fn(cfg, obs_dim, action_dim, capacity)
-    else:
-        from sqljax.loops.scan_loop import make_train
-
-        env, params = jax_env or make_jax_env(env_id)
-        init_one = make_train(cfg, env, params, capacity).init_carry
-    return jax.eval_shape(jax.vmap(init_one), jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32))
 
 
 class StopSignals:
@@ -397,71 +384,3 @@ def _restore(path: Path, prog, sharding) -> tuple[Any, dict[str, Any]]:
                           prog.spec.n_seeds, prog.capacity, getattr(prog, "jax_env", None))
     carry, counters = rd.restore_carry(path, like)
     return seeding.to_global(carry, sharding), counters
-
-
-def load_run_state(path: str | os.PathLike):
-    """The stacked carry (learners, filled part of the replay buffers, keys, counters;
-    leading seed axis, on the host) of a run checkpoint, or of a run directory's latest."""
-    ckpt = rd.find_checkpoint(path)
-    counters = rd.run_counters(ckpt)
-    meta = sqljax.read_checkpoint_metadata(ckpt)
-    cfg = learners.config_from_dict(meta["config"], meta.get("learner"))
-    n = int(counters["replay_size"])
-    like = abstract_carry(counters["kind"], cfg, counters["env_id"], int(meta["obs_dim"]),
-                          int(meta["action_dim"]), len(counters["seed_ids"]), max(n, 1))
-    return rd.load_carry(ckpt, like, n)
-
-
-def load_seed_states(path: str | os.PathLike) -> Any:
-    """The stacked learners (leading seed axis, on the host) of a run checkpoint, or of a
-    run directory's latest checkpoint."""
-    return load_run_state(path).agent
-
-
-def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
-                     obs_dim: int, action_dim: int, learner: str | None = None) -> Any:
-    """The pretrained learners (stacked, on the host) that seeds ``seed_ids`` start from:
-    the same seed indices' rows of a run checkpoint of several seeds or of a directory of
-    ``seed{i}/`` learners (the zoo layout), or else its one learner for every seed.
-    ``path``: a checkpoint, a run directory (its latest) or a directory of seed learners.
-    RunError (one line) if the sizes differ from the env's, a seed is missing, or the
-    checkpoint holds another learner than ``learner`` (a name; None: any)."""
-    ckpt = rd.find_checkpoint(path)
-    meta = sqljax.read_checkpoint_metadata(ckpt)
-    saved = meta.get("learner", learners.DEFAULT)
-    if learner is not None and saved != learner:
-        raise RunError(f"--init-from {ckpt} holds a {saved} learner, not {learner}; start a "
-                       f"{learner} run from a {learner} checkpoint (or pass --learner {saved})")
-    sizes = (int(meta["obs_dim"]), int(meta["action_dim"]))
-    if sizes != (int(obs_dim), int(action_dim)):
-        raise RunError(f"--init-from checkpoint {ckpt} has observation size {sizes[0]} and action "
-                       f"size {sizes[1]}, but {env_id} has observation size {obs_dim} and action "
-                       f"size {action_dim}; pretrain on an env with the same spaces")
-    counters = meta.get("metadata", {})
-    if counters.get("format") == "sqljax-multi-seed-run":  # its seeds could not be paired
-        raise RunError(f"--init-from {ckpt} was written by an earlier version of sqljax; "
-                       "start from a checkpoint of this version")
-    if counters.get("format") in rd.RESUMABLE_FORMATS and len(counters["seed_ids"]) > 1:
-        stacked = load_seed_states(ckpt)
-        have = [int(s) for s in counters["seed_ids"]]
-        missing = [s for s in seed_ids if s not in have]
-        if missing:
-            raise RunError(f"--init-from {ckpt} holds seeds {have}, not seed(s) {missing}; fine-tune "
-                           "those seeds, or start from a single learner's checkpoint")
-        rows = np.asarray([have.index(s) for s in seed_ids])
-        return jax.tree.map(lambda x: np.asarray(x)[rows], stacked)
-    by_seed = rd.seed_learners(path)
-    if by_seed:
-        missing = [s for s in seed_ids if s not in by_seed]
-        if missing:
-            raise RunError(f"--init-from {path} holds seeds {list(by_seed)}, not seed(s) {missing}")
-        for s in seed_ids:  # same sizes as the first (checked above)
-            if sqljax.read_checkpoint_metadata(by_seed[s])["obs_dim"] != meta["obs_dim"]:
-                raise RunError(f"--init-from {by_seed[s]} has another observation size than "
-                               f"{ckpt}")
-        loaded = [jax.device_get(sqljax.load_checkpoint(by_seed[s])) for s in seed_ids]
-        return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *loaded)
-    one = jax.device_get(sqljax.load_checkpoint(ckpt))
-    if np.ndim(one.step):
-        raise RunError(f"--init-from {ckpt} holds stacked learners without seed indices")
-    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (len(seed_ids),) + np.shape(x)), one)
