@@ -55,6 +55,8 @@ MODES = ("stochastic", "deterministic")
 CELL_FILE, CURVES_FILE, PLOT_FILE, NOTES_FILE = "cell.json", "curves.csv", "curves.png", "notes.md"
 REPS = 20_000
 LATE_EVALS = 5  # the table's steadier column: each seed's mean over its last evaluations
+#: presets that are an algorithm of their own, named as readers know it
+PRESET_TITLES = {("ddpg", "modern"): "TD3"}
 
 #: Published figures to set a cell beside (facts from SQL_SPEC.md's reference section):
 #: an independent PyTorch SQL reproduction on gymnasium v4 (5 seeds, stochastic evaluation,
@@ -259,7 +261,8 @@ def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
     if int(cell["steps"]) > int(steps[-1]):  # a cell stopped before its planned length
         done += f" (of {_steps_words(int(cell['steps']))})"
     learner = learners.get(cell.get("learner"))
-    row = [task, learner.title, cell["preset"], done, str(len(seeds)),
+    title = PRESET_TITLES.get((cell.get("learner"), cell["preset"]), learner.title)
+    row = [task, title, cell["preset"], done, str(len(seeds)),
            _fmt(final["stochastic"]), _fmt(final["deterministic"]), _fmt(late_est),
            _reference(task, int(steps[-1])), REFERENCE.get(task, {}).get("sac_1m", "—"),
            f"{phys}, {where}", f"[curves]({task}/{name}/{PLOT_FILE})"]
