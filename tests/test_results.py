@@ -166,3 +166,16 @@ def test_committed_results_table_is_current():
     assert committed.is_file(), "results/README.md is missing: run `make results-table`"
     assert committed.read_text() == results.render_table(REPO / "results"), \
         "results/README.md is stale: run `make results-table`"
+
+
+def test_table_names_a_preset_that_is_an_algorithm_of_its_own(tmp_path):
+    """A DDPG cell of the `modern` preset is TD3 in the learner column; `code` stays DDPG."""
+    for preset in ("modern", "code"):
+        src = REPO / "results" / "Walker2d" / f"ddpg-{preset}"
+        dst = tmp_path / "Walker2d" / f"ddpg-{preset}"
+        dst.mkdir(parents=True)
+        for name in (results.CELL_FILE, results.CURVES_FILE):
+            (dst / name).write_bytes((src / name).read_bytes())
+    rows = {line.split(" | ")[2]: line.split(" | ")[1] for line in results.render_table(tmp_path).splitlines()
+            if line.startswith("| Walker2d ")}
+    assert rows == {"modern": "TD3", "code": "DDPG"}
