@@ -205,6 +205,36 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     return cell_dir
 
 
+def export_checkpoints(run_dir: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
+    """Export every seed's learner of each complete checkpoint a run has kept as
+    ``out/step_<N>/seed<i>/`` (the zoo layout, one folder per checkpoint), for measures
+    taken along a run (``experiments.studies.locomotion`` on the learners every 100k
+    steps, say). Returns the step folders, oldest first; RunError if the run kept none."""
+    import jax
+
+    from sqljax.loops import multi_seed as ms
+    from sqljax.store import run_dir as rd
+
+    run_dir, out = Path(run_dir), Path(out)
+    run = rd.read_run(run_dir)
+    seed_ids = [int(s) for s in run["seed_ids"]]
+    kept = rd.checkpoint_dirs(run_dir)
+    if not kept:
+        raise cli.RunError(f"{run_dir} holds no complete checkpoint to export")
+    folders = []
+    for _, ckpt in kept:
+        states = ms.load_seed_states(ckpt)
+        env_steps = int(rd.run_counters(ckpt)["env_steps"])
+        folder = out / f"step_{env_steps:09d}"
+        for i, sid in enumerate(seed_ids):
+            one = jax.tree.map(lambda x, i=i: np.asarray(x)[i], states)
+            sqljax.export_learner(folder / f"seed{sid}", one, metadata={
+                "env_id": run["env_id"], "seed": sid, "env_steps": env_steps,
+                "preset": run.get("preset"), "checkpoint": str(ckpt)})
+        folders.append(folder)
+    return folders
+
+
 def plot_cell(cell_dir: Path) -> Path:
     """curves.png of a cell from its curves.csv."""
     from experiments import plots
@@ -379,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("collect", help="write a run's cell files and zoo exports")
     c.add_argument("run_dir", help="an experiments.bench run directory")
     c.add_argument("--runner", help="the command that produced the run, recorded in cell.json")
+    e = sub.add_parser("export", help="export each seed's learner of every checkpoint a run has kept")
+    e.add_argument("run_dir", help="an experiments.bench run directory")
+    e.add_argument("--out", required=True, help="folder of step_<N>/seed<i>/ exports")
     t = sub.add_parser("table", help="regenerate results/README.md from the committed cells")
     t.add_argument("--check", action="store_true", help="exit 1 if results/README.md is not current")
     return p
@@ -393,6 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             Path(args.run_dir) if args.run_dir else None, not args.no_progress,
                             learner=args.learner)
             print(f"cell {cell}; table {RESULTS_DIR / 'README.md'}")
+        elif args.command == "export":
+            for folder in export_checkpoints(args.run_dir, args.out):
+                print(f"exported {folder}")
         elif args.command == "collect":
             print(f"cell {collect(args.run_dir, runner=args.runner)}")
             print(f"table {write_table()}")

@@ -179,3 +179,30 @@ def test_table_names_a_preset_that_is_an_algorithm_of_its_own(tmp_path):
     rows = {line.split(" | ")[2]: line.split(" | ")[1] for line in results.render_table(tmp_path).splitlines()
             if line.startswith("| Walker2d ")}
     assert rows == {"modern": "TD3", "code": "DDPG"}
+
+
+def test_export_writes_each_kept_checkpoints_seed_learners(cell, tmp_path, capsys):
+    root, _ = cell
+    run = root / "runs/cell"
+    kept = rd.checkpoint_dirs(run)
+    assert results.main(["export", str(run), "--out", str(tmp_path / "along")]) == 0
+    assert capsys.readouterr().out.count("exported ") == len(kept) >= 2
+    obs = np.random.default_rng(2).normal(size=(4, 3)).astype(np.float32)
+    for _, ckpt in kept:
+        steps = int(rd.run_counters(ckpt)["env_steps"])
+        stacked = ms.load_seed_states(ckpt)
+        for i in (0, 1):
+            path = tmp_path / "along" / f"step_{steps:09d}" / f"seed{i}"
+            learner = sqljax.load_checkpoint(path)
+            want = jax.tree.map(lambda x, i=i: np.asarray(x)[i], stacked)
+            assert int(learner.step) == int(want.step)
+            np.testing.assert_array_equal(sqljax.sample_actions(learner, obs, None, deterministic=True),
+                                          sqljax.sample_actions(want, obs, None, deterministic=True))
+            assert sqljax.read_checkpoint_metadata(path)["metadata"]["env_steps"] == steps
+    # one readable line when there is nothing to export
+    empty = tmp_path / "empty"
+    (empty / "checkpoints").mkdir(parents=True)
+    for name in ("run.json", "config.json"):
+        (empty / name).write_bytes((run / name).read_bytes())
+    assert results.main(["export", str(empty), "--out", str(tmp_path / "none")]) == 2
+    assert "no complete checkpoint" in capsys.readouterr().err
