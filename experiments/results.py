@@ -17,6 +17,7 @@ name: the preset for SQL (``code``), ``<learner>-<preset>`` for the others (``dd
     python -m experiments.results run --task Hopper --preset code --seeds 3 --steps 300000
     python -m experiments.results run --task Hopper --learner ddpg --preset modern   # TD3
     python -m experiments.results collect runs/results/Hopper/code   # cell files + zoo
+    python -m experiments.results export runs/x --out runs/x/learners   # every kept checkpoint
     python -m experiments.results table            # regenerate results/README.md
     python -m experiments.results table --check    # exit 1 if README.md is stale
 
