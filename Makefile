@@ -23,7 +23,7 @@ FINETUNE_ARGS ?= --anneal-steps 200000 --final-reward-scale 1000 --noise-bank-si
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: exploration compare robustness install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
+.PHONY: alpha-pretrain exploration compare robustness install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
 .PHONY: gpu-wheels gpu-site bench-gpu pretrain-gpu
 
 install: $(STAMP)
@@ -75,6 +75,24 @@ finetune: install
 
 transfer: install
 	$(PY) -m experiments.studies.transfer $(ARGS)
+
+# One temperature of the alpha sweep (paper Figure 7): SCALE (reward scale = 1/alpha, required),
+# 2 seeds x ALPHA_STEPS (500000) on AntAnyDirection-v1 keeping a checkpoint every 100k
+# (resumes runs/alpha/scale<SCALE>), then every checkpoint's learners exported and their
+# direction spread measured into results/transfer/alpha/scale<SCALE>; draw the sweep with
+# python -m experiments.studies.alpha_sweep ALPHA=DIR ... (docs/transfer.md)
+ALPHA_STEPS ?= 500000
+alpha-pretrain: install
+	$(if $(filter command line,$(origin SCALE)),,$(error make alpha-pretrain needs SCALE=..., e.g. SCALE=100))
+	$(PY) -m experiments.bench $(if $(wildcard runs/alpha/scale$(SCALE)/run.json),--resume runs/alpha/scale$(SCALE) \
+	  --steps $(ALPHA_STEPS),--env AntAnyDirection-v1 --seeds 2 --steps $(ALPHA_STEPS) --preset pretrain \
+	  --reward-scale $(SCALE) --eval-every 25000 --eval-episodes 3 --checkpoint-every 100000 \
+	  --keep-checkpoints 5 --out runs/alpha/scale$(SCALE)) $(ARGS)
+	$(PY) -m experiments.results export runs/alpha/scale$(SCALE) --out runs/alpha/scale$(SCALE)/learners
+	$(PY) -m experiments.studies.locomotion runs/alpha/scale$(SCALE)/learners/step_*/seed* --episodes 20 \
+	  --no-fresh --out results/transfer/alpha/scale$(SCALE)
+	$(PY) -m experiments.studies.locomotion runs/alpha/scale$(SCALE)/learners/step_*/seed* --episodes 20 \
+	  --no-fresh --deterministic --out results/transfer/alpha/scale$(SCALE)
 
 # Exploration with multimodal rewards (paper section 5.2), SQL against DDPG, e.g.
 #   make exploration TASK=SwimmerFinishLine SEEDS=5 STEPS=100000   (trains, then reports)
