@@ -75,6 +75,24 @@ REFERENCE: dict[str, dict[str, Any]] = {
 
 # ------------------------------------------------------------------------ collecting a cell
 
+#: Published baselines at short budgets (SQL_SPEC.md, "Baselines at short budgets"):
+#: deterministic evaluation, 10 seeds, gym v1/v3, wider networks. F: the TD3 paper's curves,
+#: T: Tianshou's benchmark, S: SpinningUp's plots.
+BASELINE_REFERENCE: dict[str, dict[str, tuple[str, str, str]]] = {
+    "TD3": {"HalfCheetah": ("F 5514, T 5336", "F 7697, T 7546, S ~7600", "F 9567, T 10127"),
+            "Hopper": ("F 659, T 597", "F 2410, T 1583, S ~2400", "F 3391, T 3133"),
+            "Walker2d": ("F 770, T 483", "F 3335, T 1663, S ~1500", "F 4413, T 3842")},
+    "DDPG": {"HalfCheetah": ("T 6308, S ~4300", "T 9137, S ~7750", "T 11653, S ~10100"),
+             "Hopper": ("T 904, S ~620", "T 1241, S ~1460", "T 1604, S ~1730"),
+             "Walker2d": ("T 113, S ~115", "T 175, S ~480", "T 916, S ~1930")},
+    "SAC": {"HalfCheetah": ("T 6515, S ~6000", "T 9059, S ~9150", "T 12122, S ~11500"),
+            "Hopper": ("T 2613, S ~1150", "T 3388, S ~2870", "T 3532, S ~3535"),
+            "Walker2d": ("T 1305, S ~780", "T 3387, S ~2940", "T 4961, S ~4110")},
+}
+#: The budgets of BASELINE_REFERENCE's three entries.
+BASELINE_BUDGETS = (100_000, 300_000, 1_000_000)
+
+
 def task_name(env_id: str) -> str:
     """The cell's task name: the task table's short name (``Hopper-v5`` -> ``Hopper``),
     else the id's last part."""
@@ -276,6 +294,16 @@ def _reference(task: str, steps: int) -> str:
     return "; ".join(f"{ref['sql'][b]} at {_steps_words(b)}" for b in below + above)
 
 
+def _baseline_reference(title: str, task: str, steps: int) -> str:
+    """A baseline's published figures at the budget nearest ``steps`` (— for SQL, whose
+    reproduction has its own column, and for tasks without figures)."""
+    ref = BASELINE_REFERENCE.get(title, {}).get(task)
+    if not ref:
+        return "—"
+    i = int(np.argmin([abs(np.log(b / steps)) for b in BASELINE_BUDGETS]))
+    return f"{ref[i]} at {_steps_words(BASELINE_BUDGETS[i])}"
+
+
 def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
     """One table row of a cell, and its notes (if any)."""
     cell = json.loads((cell_dir / CELL_FILE).read_text())
@@ -296,14 +324,15 @@ def cell_row(cell_dir: Path) -> tuple[list[str], str | None]:
     row = [task, title, cell["preset"], done, str(len(seeds)),
            _fmt(final["stochastic"]), _fmt(final["deterministic"]), _fmt(late_est),
            _reference(task, int(steps[-1])), REFERENCE.get(task, {}).get("sac_1m", "—"),
-           f"{phys}, {where}", f"[curves]({task}/{name}/{PLOT_FILE})"]
+           _baseline_reference(title, task, int(steps[-1])), f"{phys}, {where}", f"[curves]({task}/{name}/{PLOT_FILE})"]
     notes = cell_dir / NOTES_FILE
     return row, notes.read_text().strip() if notes.is_file() else None
 
 
 HEADER = ["task", "learner", "preset", "steps", "seeds", "stochastic IQM [95 % CI]",
           "deterministic IQM [95 % CI]", f"stochastic, last {LATE_EVALS} evaluations",
-          "SQL reproduction (v4)", "SAC at 1M", "physics, hardware",
+          "SQL reproduction (v4)", "SAC at 1M", "this learner, published (deterministic)",
+          "physics, hardware",
           "plot"]
 
 
@@ -339,7 +368,10 @@ def render_table(results_dir: Path = RESULTS_DIR) -> str:
     out.write("\nThe reference columns are not our runs: an independent PyTorch SQL reproduction "
               "on gymnasium **v4** tasks (5 seeds, stochastic evaluation, read from its plots, "
               "about ±10 %) at the budgets on either side of the cell's, and SAC at 1M steps on "
-              "v3/v4, for scale. Our cells run the **v5** tasks (same models and rewards as v4 up to "
+              "v3/v4, for scale; for DDPG, TD3 and SAC cells, that learner's published "
+              "deterministic returns at the nearest of 100k, 300k and 1M (10 seeds, gym v1/v3, "
+              "wider networks; F: the TD3 paper's curves, T: Tianshou's benchmark, S: SpinningUp's "
+              "plots). Our cells run the **v5** tasks (same models and rewards as v4 up to "
               "v5's fixes), with fewer seeds and fewer steps; compare shapes and orders of "
               "magnitude, not digits.\n")
     if notes:

@@ -206,3 +206,11 @@ def test_export_writes_each_kept_checkpoints_seed_learners(cell, tmp_path, capsy
         (empty / name).write_bytes((run / name).read_bytes())
     assert results.main(["export", str(empty), "--out", str(tmp_path / "none")]) == 2
     assert "no complete checkpoint" in capsys.readouterr().err
+
+
+def test_baseline_rows_quote_their_own_published_figures_at_the_nearest_budget():
+    assert results._baseline_reference("TD3", "Walker2d", 300_000) == "F 3335, T 1663, S ~1500 at 300k"
+    assert results._baseline_reference("SAC", "Hopper", 150_000) == "T 2613, S ~1150 at 100k"
+    assert results._baseline_reference("DDPG", "HalfCheetah", 700_000) == "T 11653, S ~10100 at 1M"
+    assert results._baseline_reference("Soft Q-Learning", "Hopper", 300_000) == "—"
+    assert results._baseline_reference("TD3", "Swimmer", 300_000) == "—"

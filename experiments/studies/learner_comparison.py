@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 
 from experiments import plots, stats
-from experiments.results import CELL_FILE, CURVES_FILE, NOTES_FILE, REFERENCE, _steps_words, load_curves
+from experiments.results import (
+    BASELINE_REFERENCE,
+    CELL_FILE,
+    CURVES_FILE,
+    NOTES_FILE,
+    REFERENCE,
+    _steps_words,
+    load_curves,
+)
 
 TASKS = ("HalfCheetah", "Hopper", "Walker2d")
 SQL_CELL = "code"
@@ -36,22 +44,6 @@ GREEDY_WORDS = {"sql": "ξ = 0", "ddpg": "μ(s)", "sac": "tanh(mean)"}
 #: (key, SQL's mode, words); the baseline is always evaluated deterministically.
 COMPARISONS = (("greedy", "deterministic", "SQL ξ = 0 − baseline greedy"),
                ("sampler", "stochastic", "SQL sampler − baseline greedy"))
-#: Published baselines at short budgets (SQL_SPEC.md, "Baselines at short budgets"):
-#: deterministic evaluation, 10 seeds, gym v1/v3, wider networks. F: the TD3 paper's curves,
-#: T: Tianshou's benchmark, S: SpinningUp's plots.
-BASELINE_REFERENCE: dict[str, dict[str, tuple[str, str, str]]] = {
-    "TD3": {"HalfCheetah": ("F 5514, T 5336", "F 7697, T 7546, S ~7600", "F 9567, T 10127"),
-            "Hopper": ("F 659, T 597", "F 2410, T 1583, S ~2400", "F 3391, T 3133"),
-            "Walker2d": ("F 770, T 483", "F 3335, T 1663, S ~1500", "F 4413, T 3842")},
-    "DDPG": {"HalfCheetah": ("T 6308, S ~4300", "T 9137, S ~7750", "T 11653, S ~10100"),
-             "Hopper": ("T 904, S ~620", "T 1241, S ~1460", "T 1604, S ~1730"),
-             "Walker2d": ("T 113, S ~115", "T 175, S ~480", "T 916, S ~1930")},
-    "SAC": {"HalfCheetah": ("T 6515, S ~6000", "T 9059, S ~9150", "T 12122, S ~11500"),
-            "Hopper": ("T 2613, S ~1150", "T 3388, S ~2870", "T 3532, S ~3535"),
-            "Walker2d": ("T 1305, S ~780", "T 3387, S ~2940", "T 4961, S ~4110")},
-}
-
-
 class NoSQLCell(ValueError):
     """A task directory without the SQL cell every comparison is made against."""
 
