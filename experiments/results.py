@@ -44,7 +44,7 @@ import numpy as np
 
 import sqljax
 from experiments import cli, stats
-from sqljax import learners
+from sqljax import learners, seeding
 
 RESULTS_DIR = Path("results")
 ZOO_DIR = Path("zoo")
@@ -175,7 +175,6 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
             zoo_dir: Path = ZOO_DIR, runner: str | None = None) -> Path:
     """Write a finished (or stopped) run's cell files and export its seeds' final learners
     to the zoo. Returns the cell directory."""
-    import jax
 
     from experiments import bench
     from sqljax.loops import multi_seed as ms
@@ -214,14 +213,24 @@ def collect(run_dir: str | os.PathLike, results_dir: Path = RESULTS_DIR,
     }
     (cell_dir / CELL_FILE).write_text(json.dumps(cell, indent=2) + "\n")
     plot_cell(cell_dir)
-    for i, sid in enumerate(seed_ids):
-        one = jax.tree.map(lambda x, i=i: np.asarray(x)[i], states)
-        at_export = {m: r[m] for r in rows if r["seed"] == sid and r["step"] == env_steps
-                     for m in MODES}
-        sqljax.export_learner(zoo_dir / task / name / f"seed{sid}", one, metadata={
-            "env_id": run["env_id"], "seed": sid, "env_steps": env_steps, "preset": preset,
-            "eval_return": at_export or None, "results": str(cell_dir), "command": cell["command"]})
+
+    def eval_return(sid: int) -> dict[str, Any]:
+        at_export = {m: r[m] for r in rows if r["seed"] == sid and r["step"] == env_steps for m in MODES}
+        return {"eval_return": at_export or None}
+
+    export_seed_learners(zoo_dir / task / name, states, seed_ids, {
+        "env_id": run["env_id"], "env_steps": env_steps, "preset": preset, "results": str(cell_dir),
+        "command": cell["command"]}, eval_return)
     return cell_dir
+
+
+def export_seed_learners(folder: Path, states: Any, seed_ids: Sequence[int], metadata: dict[str, Any],
+                         per_seed=lambda sid: {}) -> None:
+    """Export each seed's learner of ``states`` (stacked, leading seed axis) as
+    ``folder/seed<i>/`` with ``metadata``, its ``seed`` and ``per_seed(i)``'s entries."""
+    for position, sid in enumerate(seed_ids):
+        sqljax.export_learner(folder / f"seed{sid}", seeding.unstack(states, position),
+                              metadata={**metadata, "seed": sid, **per_seed(sid)})
 
 
 def export_checkpoints(run_dir: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
@@ -229,7 +238,6 @@ def export_checkpoints(run_dir: str | os.PathLike, out: str | os.PathLike) -> li
     ``out/step_<N>/seed<i>/`` (the zoo layout, one folder per checkpoint), for measures
     taken along a run (``experiments.studies.locomotion`` on the learners every 100k
     steps, say). Returns the step folders, oldest first; RunError if the run kept none."""
-    import jax
 
     from sqljax.loops import multi_seed as ms
     from sqljax.store import run_dir as rd
@@ -242,15 +250,11 @@ def export_checkpoints(run_dir: str | os.PathLike, out: str | os.PathLike) -> li
         raise cli.RunError(f"{run_dir} holds no complete checkpoint to export")
     folders = []
     for _, ckpt in kept:
-        states = ms.load_seed_states(ckpt)
         env_steps = int(rd.run_counters(ckpt)["env_steps"])
-        folder = out / f"step_{env_steps:09d}"
-        for i, sid in enumerate(seed_ids):
-            one = jax.tree.map(lambda x, i=i: np.asarray(x)[i], states)
-            sqljax.export_learner(folder / f"seed{sid}", one, metadata={
-                "env_id": run["env_id"], "seed": sid, "env_steps": env_steps,
-                "preset": run.get("preset"), "checkpoint": str(ckpt)})
-        folders.append(folder)
+        folders.append(out / f"step_{env_steps:09d}")
+        export_seed_learners(folders[-1], ms.load_seed_states(ckpt), seed_ids, {
+            "env_id": run["env_id"], "env_steps": env_steps, "preset": run.get("preset"),
+            "checkpoint": str(ckpt)})
     return folders
 
 
