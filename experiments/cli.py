@@ -236,6 +236,9 @@ def add_schedule_flags(group: argparse._ArgumentGroup, keep_checkpoints: int) ->
                        "steps/20 within [1000, 10000]; 0: never)")
     group.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed and mode "
                        "(stochastic and deterministic; default 5, 20 for JAX-native envs)")
+    group.add_argument("--eval-at-start", action="store_true", help="also evaluate the learners "
+                       "before the first env step (step 0; with --init-from: the pretrained "
+                       "learners on the new task)")
     group.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints "
                        "(default steps/10 within [1000, 50000]; 0: never); one is also written "
                        "at the end")
@@ -264,7 +267,8 @@ def schedule(args: argparse.Namespace, steps: int, jax_native: bool) -> dict[str
     return dict(eval_every=eval_every,
                 checkpoint_every=given("checkpoint_every", max(1000, min(50_000, steps // 10))),
                 log_every=given("log_every", min(1000, eval_every or 1000)),
-                eval_episodes=given("eval_episodes", 20 if jax_native else 5))
+                eval_episodes=given("eval_episodes", 20 if jax_native else 5),
+                eval_at_start=bool(getattr(args, "eval_at_start", False)))
 
 
 def task_env_id(name: str) -> str:
@@ -368,7 +372,8 @@ def spec_from_resume(args: argparse.Namespace) -> rd.RunSpec:
                                         if isinstance(args.keep_checkpoints, Default)
                                         else args.keep_checkpoints),
                       progress=not args.no_progress, preset=run.get("preset"), label=run.get("label"), devices=args.devices,
-                      init_from=run.get("init_from"), **sched)
+                      init_from=run.get("init_from"),
+                      eval_at_start=bool(run.get("eval_at_start", False)), **sched)
 
 
 def run_main(body: Callable[[], None], interrupted_hint: str) -> int:

@@ -241,6 +241,38 @@ def test_multigoal_resume_is_exact(mg_runs):
     assert out.stat().st_size > 0
 
 
+def test_eval_at_start_adds_a_step_0_evaluation_and_leaves_training_alone(mg_runs):
+    run = mg_runs / "at_start"
+    assert bench.main(MG_ARGS + ["--seeds", "2", "--eval-at-start", "--out", str(run)]) == 0
+    # the evaluation draws its own keys: the learners train exactly as without it
+    assert max_diff(ms.load_seed_states(run), ms.load_seed_states(mg_runs / "both")) == 0.0
+    curves = json.loads((run / "summary.json").read_text())["curves"]
+    assert curves["stochastic"]["step"] == [0, 100, 200]
+    for s in (0, 1):
+        rows = rd.read_metrics(run, s)
+        assert [r["step"] for r in rows] == ["0", "100", "200"]
+        assert rows[0]["updates"] == "0" and rows[0]["q_loss"] == ""
+        assert np.isfinite(float(rows[0]["eval_return"])) and np.isfinite(float(rows[0]["eval_return_det"]))
+    assert json.loads((run / "run.json").read_text())["eval_at_start"] is True
+
+    # resumed from its first checkpoint, or started again when it has none, the run
+    # ends as it did, with one step-0 row
+    for name, drop in (("at_start_resumed", ["step_000000200"]),
+                       ("at_start_restarted", ["step_000000100", "step_000000200"])):
+        again = mg_runs / name
+        shutil.copytree(run, again)
+        for ckpt in drop:
+            shutil.rmtree(again / "checkpoints" / ckpt)
+        if name.endswith("resumed"):
+            assert bench.main(["--resume", str(again), "--no-progress", "--bootstrap-reps", "1000"]) == 0
+        else:
+            assert bench.main(MG_ARGS + ["--seeds", "2", "--eval-at-start", "--out", str(again)]) == 0
+        assert json.loads((again / "summary.json").read_text())["curves"] == curves
+        for s in (0, 1):
+            assert [r["step"] for r in rd.read_metrics(again, s)] == ["0", "100", "200"]
+            assert rd.read_metrics(again, s)[0] == rd.read_metrics(run, s)[0]
+
+
 def test_bad_input_is_one_line(capsys):
     assert bench.main(["--env", "CartPole-v1", "--seeds", "2"]) == 2
     err = capsys.readouterr().err.strip()

@@ -275,6 +275,29 @@ def test_study_writes_summary_and_figure(study, capsys):
     assert json.loads((study / "summary.json").read_text())["tasks"] == s["tasks"]
 
 
+def test_eval_at_start_puts_a_step_0_point_in_every_arm(study, tmp_path):
+    """--eval-at-start: each arm is evaluated before its first env step, and the step-0
+    point counts in the average over evaluations."""
+    out = tmp_path / "at_start"
+    assert STUDY[:2] == ["--pretrain-steps", str(STEPS)]
+    argv = STUDY[2:] + [
+        "--pretrained", str(study / "pretrain"), "--eval-at-start", "--out", str(out)]
+    assert transfer.main(argv) == 0
+    t = json.loads((out / "summary.json").read_text())["tasks"][TASK]
+    for arm in ("finetune", "scratch"):
+        rows = {sid: rd.read_metrics(out / TASK / arm, sid) for sid in (0, 1)}
+        assert [r["updates"] for r in rows[0] if r["step"] == "0"] == ["0"]
+        for mode, col in (("stochastic", "eval_return"), ("deterministic", "eval_return_det")):
+            e = t[arm][mode]
+            assert e["eval_steps"] == [0, 60, 120]
+            per_seed = [np.mean([float(r[col]) for r in rows[sid] if r[col] != ""]) for sid in (0, 1)]
+            assert e["average_per_seed"] == pytest.approx(per_seed)
+    # the pretrained learners at step 0 are the fine-tuned arm's, not the scratch arm's
+    ft0 = [float(rd.read_metrics(out / TASK / "finetune", 0)[0][c]) for c in ("eval_return", "eval_return_det")]
+    sc0 = [float(rd.read_metrics(out / TASK / "scratch", 0)[0][c]) for c in ("eval_return", "eval_return_det")]
+    assert ft0 != sc0
+
+
 def test_anneal_span_scales_with_the_run():
     assert transfer.anneal_steps_for(10_000, 0.2) == 2_000
     assert transfer.anneal_steps_for(1_000_000, 0.2) == transfer.PAPER_ANNEAL_STEPS

@@ -225,8 +225,9 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals,
         rd.prune(spec.out, spec.keep_checkpoints)
     if env_steps >= spec.steps:
         log(f"{spec.out} already has {env_steps} env steps per seed (>= --steps {spec.steps})")
+    # a run started again drops every row, the step-0 evaluation's included
     logs = MetricsLog(spec.out, [spec.seed_ids[p] for p in local], columns,
-                         env_steps if resume or restart else None)
+                      env_steps if resume else (-1 if restart else None))
     last_ckpt = latest_checkpoint(spec.out)
     fresh_stats, fetch = stats_fns(mesh, n, tuple(names))
     stats = fresh_stats()
@@ -236,6 +237,14 @@ def _train(spec: RunSpec, prog, resume: bool, log, mesh, stop: StopSignals,
     out_of_time = False
     try:
         carry = prog.begin(carry, env_steps)
+        if spec.eval_at_start and spec.eval_every > 0 and not resume:
+            res = prog.evaluate(carry.agent, eval_keys, eval_index)
+            eval_index += 1
+            evals.append(_record_eval(0, res))
+            rows = {p: {"step": 0, "updates": 0, "episodes": 0, "wall_time": 0.0} for p in local}
+            for p in local:
+                _eval_columns(rows[p], res, p)
+            logs.write({spec.seed_ids[p]: rows[p] for p in local})
         t0 = t_row = time.perf_counter()
         steps_row = env_steps
         while env_steps < spec.steps:

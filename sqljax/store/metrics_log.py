@@ -58,7 +58,7 @@ class MetricsLog:
             d = run_dir / f"seed{sid}"
             d.mkdir(parents=True, exist_ok=True)
             path = d / METRICS_FILE
-            if resume_step is not None and path.exists():
+            if resume_step is not None and path.exists():  # (-1: drop every row)
                 truncate_csv(path, resume_step, columns)
             new = not path.exists() or path.stat().st_size == 0
             f = open(path, "a", newline="")
@@ -66,7 +66,8 @@ class MetricsLog:
             if new:
                 w.writeheader()
             self.files[sid], self.writers[sid] = f, w
-            self.boards[sid] = SummaryWriter(logdir=str(d), purge_step=resume_step, flush_secs=30)
+            self.boards[sid] = SummaryWriter(logdir=str(d), flush_secs=30,
+                                           purge_step=None if resume_step is None else max(resume_step, 0))
 
     def write(self, rows: dict[int, dict[str, Any]]) -> None:
         """One row per seed id (``rows``: seed id -> column -> value)."""

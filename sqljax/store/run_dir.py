@@ -70,7 +70,9 @@ class RunSpec:
     eval_every, checkpoint_every, log_every: env steps between evaluations, checkpoints
     and metrics rows; 0 means never (a checkpoint and a row are still written at the
     end when the schedule is on). eval_episodes: per mode (stochastic, deterministic)
-    and seed. keep_checkpoints: how many stay on disk.
+    and seed. eval_at_start: also evaluate the learners as they start, before the first
+    env step (a metrics row and an evaluation at step 0; with ``init_from``, the
+    pretrained learners on the new task). keep_checkpoints: how many stay on disk.
     devices: how many of ``jax.devices()`` to use (default all).
     init_from: a checkpoint or run directory to start the learners from (fine-tuning).
     """
@@ -83,6 +85,7 @@ class RunSpec:
     base_seed: int = 0
     eval_every: int = 10_000
     eval_episodes: int = 5
+    eval_at_start: bool = False
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     log_every: int = 1_000
@@ -177,7 +180,7 @@ def holds_run(out: Path) -> bool:
 def _settings(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("env_id", "seed_ids", "base_seed", "steps", "eval_every", "eval_episodes",
             "checkpoint_every", "log_every", "init_from")
-    return {k: run.get(k) for k in keys}
+    return {**{k: run.get(k) for k in keys}, "eval_at_start": bool(run.get("eval_at_start", False))}
 
 
 def check_new(spec: RunSpec) -> bool:
