@@ -359,6 +359,49 @@ def test_report_compares_arms_of_studies_sharing_scratch(study, tmp_path, capsys
     assert "--names needs 1 distinct names" in one_error_line(capsys)
 
 
+def test_report_takes_a_baseline_study_with_its_own_scratch_runs(study, tmp_path, capsys):
+    """--baseline NAME=STUDY: its fine-tuned and scratch runs are arms NAME and NAME-scratch
+    (its scratch runs need not be the first study's); --compare A B reports A minus B."""
+    import shutil
+
+    from experiments.studies import transfer_report as tr
+
+    swapped = tmp_path / "swapped"  # a study whose arms are the first study's, swapped
+    (swapped / TASK).mkdir(parents=True)
+    shutil.copytree(study / TASK / "scratch", swapped / TASK / "finetune")
+    shutil.copytree(study / TASK / "finetune", swapped / TASK / "scratch")
+    out = tmp_path / "report"
+    argv = [str(study), "--names", "paper", "--baseline", f"b={swapped}", "--compare", "paper", "b",
+            "--compare", "b-scratch", "scratch", "--bootstrap-reps", "1000"]
+    assert tr.main(argv + ["--out", str(out)]) == 0
+    rows = tr.read_curves(out / "curves.csv")
+    assert list(dict.fromkeys(r["arm"] for r in rows)) == ["paper", "scratch", "b", "b-scratch"]
+    for arm, same in (("b", "scratch"), ("b-scratch", "paper")):
+        for col in ("eval_return", "eval_return_det"):
+            assert tr.curve(rows, TASK, arm, col)[1].tolist() == tr.curve(rows, TASK, same, col)[1].tolist()
+    report = json.loads((out / "report.json").read_text())["tasks"][TASK]
+    for mode in ("stochastic", "deterministic"):
+        m = report[mode]
+        for what in ("final", "average"):
+            want = m["paper"]["minus_scratch"][what]["value"]
+            assert m["paper"]["minus"]["b"][what]["value"] == pytest.approx(want)
+            assert m["b-scratch"]["minus"]["scratch"][what]["value"] == pytest.approx(want)
+            assert m["b"]["minus_scratch"][what]["value"] == pytest.approx(0.0, abs=1e-9)
+    table = (out / "report.md").read_text()
+    assert table.count("| paper | b |") == table.count("| b-scratch | scratch |") == 2
+    # the same pairs rebuild the same report from the curves alone
+    again = tmp_path / "again"
+    assert tr.main(["--curves", str(out / "curves.csv"), "--compare", "paper", "b", "--compare",
+                    "b-scratch", "scratch", "--bootstrap-reps", "1000", "--out", str(again)]) == 0
+    assert (again / "report.json").read_text() == (out / "report.json").read_text()
+    capsys.readouterr()
+    for bad, message in ((["--baseline", "b"], "expected NAME=STUDY_DIR"),
+                         (["--baseline", f"paper={swapped}"], "the arms' names must differ"),
+                         (["--compare", "paper", "nobody"], "needs two different arms")):
+        assert tr.main([str(study), "--names", "paper", *bad, "--out", str(tmp_path / "bad")]) == 2
+        assert message in one_error_line(capsys)
+
+
 def test_plan_records_the_pretrained_learners_env():
     """--pretrained learners carry the env they were trained on; the study's settings say it."""
     zoo = Path(__file__).resolve().parents[1] / "zoo" / "AntAnyDirection-v1" / "pretrain"

@@ -5,19 +5,28 @@ and scratch runs, one report.
         --names paper no-schedules --out results/transfer/v1-100k
     python -m experiments.studies.transfer_report --curves results/transfer/v1-100k/curves.csv \\
         --out results/transfer/v1-100k                 # again, from the committed curves
+    python -m experiments.studies.transfer_report runs/transfer/sql runs/transfer/sql-polyak \\
+        --names paper polyak --baseline ddpg=runs/transfer/ddpg \\
+        --compare paper ddpg --compare paper ddpg-scratch --out results/transfer/four-seeds
 
 Each STUDY is a directory ``experiments.studies.transfer`` wrote (``<task>/finetune/`` and
 ``<task>/scratch/`` run directories). Its fine-tuned runs are one arm, named by
 ``--names`` (default: the directory's name); the scratch arm is the first study's, and
-the other studies must hold the same scratch runs (checked on their evaluations). Tasks
-are those every study holds. Writes under ``--out``:
+the other studies must hold the same scratch runs (checked on their evaluations).
+``--baseline NAME=STUDY`` adds a study with scratch runs of its own, another learner's
+(``experiments.studies.transfer --learner ddpg``): its fine-tuned runs are the arm NAME,
+its scratch runs NAME-scratch. Tasks are those every study holds. Every arm is compared
+with the first study's scratch runs, and ``--compare A B`` adds A minus B (say the
+pretrained SQL arm against pretrained DDPG); give the same pairs with ``--curves`` to
+rebuild the same report. Writes under ``--out``:
 
 - ``curves.csv``: a row per task, arm, seed and evaluation: the evaluation returns of
   both modes and, from the metrics row of that step, the mean TD target and Q loss;
 - ``report.json`` and ``report.md``: per task and evaluation mode, each arm's final
   return and its average over the evaluations (the normalised area under the learning
-  curve), mean over seeds with a stratified-bootstrap CI, and every fine-tuned arm minus
-  scratch with the percentile CI of independent bootstrap resamples and a verdict;
+  curve), mean over seeds with a stratified-bootstrap CI, and every arm minus scratch
+  (``minus_scratch``) and each ``--compare`` pair (``minus``: A's entry, keyed by B), with
+  the percentile CI of independent bootstrap resamples and a verdict;
 - ``report.png``: a column per task; rows: stochastic and deterministic evaluation (mean
   over seeds, CI band), then each seed's mean TD target (symlog).
 
@@ -75,10 +84,13 @@ def _tasks(study: Path) -> list[str]:
             and (study / t / SCRATCH / rd.RUN_FILE).is_file()]
 
 
-def collect(studies: Sequence[Path], names: Sequence[str]) -> list[dict[str, Any]]:
+def collect(studies: Sequence[Path], names: Sequence[str],
+            baselines: Sequence[tuple[str, Path]] = ()) -> list[dict[str, Any]]:
     """curves.csv's rows: each study's fine-tuned runs under its name, the first study's
-    scratch runs. RunError (one line) if a study holds no task, or other scratch runs."""
-    per_study = {s: _tasks(s) for s in studies}
+    scratch runs; each baseline study's fine-tuned runs under its name and its scratch
+    runs under ``<name>-scratch``. RunError (one line) if a study holds no task, or other
+    scratch runs than the first (baselines aside)."""
+    per_study = {s: _tasks(s) for s in [*studies, *(b for _, b in baselines)]}
     for s, tasks in per_study.items():
         if not tasks:
             raise RunError(f"{s} holds no finished transfer task (<task>/finetune and "
@@ -95,6 +107,9 @@ def collect(studies: Sequence[Path], names: Sequence[str]) -> list[dict[str, Any
                                f"{studies[0] / task / SCRATCH}; compare studies that share them")
             rows += _run_rows(study / task / "finetune", task, name)
         rows += scratch
+        for name, study in baselines:
+            rows += _run_rows(study / task / "finetune", task, name)
+            rows += _run_rows(study / task / SCRATCH, task, f"{name}-{SCRATCH}")
     return rows
 
 
@@ -125,9 +140,19 @@ def curve(rows: list[dict[str, Any]], task: str, arm: str, column: str):
     return np.asarray(steps), np.asarray([[value[s, t] for t in steps] for s in seeds], float)
 
 
-def analyse(rows: list[dict[str, Any]], reps: int, confidence: float) -> dict[str, Any]:
-    """report.json: per task, mode and arm the final and average returns; per fine-tuned
-    arm its difference from scratch."""
+def _minus(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: tuple[str, str], reps: int,
+           confidence: float) -> dict[str, Any]:
+    out = {}
+    for what in ("final", "average"):
+        d = stats.difference_ci(a[what], b[what], reps, confidence)
+        out[what] = dict(d, verdict=stats.verdict(d, *names))
+    return out
+
+
+def analyse(rows: list[dict[str, Any]], reps: int, confidence: float,
+            pairs: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """report.json: per task, mode and arm the final and average returns; per arm its
+    difference from scratch, and per pair (A, B) of ``pairs`` A minus B (in A's entry)."""
     report: dict[str, Any] = {"statistics": {
         "final": "each seed's return at the last evaluation (mean of its episodes)",
         "average": "each seed's return averaged over its evaluations (normalised area under the "
@@ -151,32 +176,35 @@ def analyse(rows: list[dict[str, Any]], reps: int, confidence: float) -> dict[st
                     for what, v in per_arm[arm].items()}}
             for arm in per_arm:
                 if arm != SCRATCH and SCRATCH in per_arm:
-                    m[arm]["minus_scratch"] = {}
-                    for what in ("final", "average"):
-                        d = stats.difference_ci(per_arm[arm][what], per_arm[SCRATCH][what], reps,
-                                                confidence)
-                        m[arm]["minus_scratch"][what] = dict(d, verdict=stats.verdict(d, arm, SCRATCH))
+                    m[arm]["minus_scratch"] = _minus(per_arm[arm], per_arm[SCRATCH], (arm, SCRATCH),
+                                                     reps, confidence)
+            for a, b in pairs:
+                if a in per_arm and b in per_arm:
+                    m[a].setdefault("minus", {})[b] = _minus(per_arm[a], per_arm[b], (a, b), reps,
+                                                             confidence)
             t[mode] = m
         report["tasks"][task] = t
     return report
 
 
 def table(report: dict[str, Any]) -> str:
-    """report.md: one row per task, mode and fine-tuned arm."""
-    lines = ["| task | evaluation | arm | final | scratch final | arm − scratch, final | "
-             "average | scratch average | arm − scratch, average |", "|---|---|---|" + "---:|" * 2
+    """report.md: one row per task, mode, arm and arm it is compared with (scratch, then
+    the ``--compare`` pairs)."""
+    lines = ["| task | evaluation | arm | against | final | against: final | arm − against, final | "
+             "average | against: average | arm − against, average |", "|---|---|---|---|" + "---:|" * 2
              + "---|" + "---:|" * 2 + "---|"]
     for task, t in report["tasks"].items():
         for mode, m in t.items():
             for arm, e in m.items():
-                if "minus_scratch" not in e:
-                    continue
-                cells = []
-                for what in ("final", "average"):
-                    d = e["minus_scratch"][what]
-                    cells += [f"{e[what]['value']:.1f}", f"{m[SCRATCH][what]['value']:.1f}",
-                              f"{stats.describe(d)} ({d['verdict']})"]
-                lines.append(f"| {task} | {mode} | {arm} | " + " | ".join(cells) + " |")
+                against = {**({SCRATCH: e["minus_scratch"]} if "minus_scratch" in e else {}),
+                           **e.get("minus", {})}
+                for other, diff in against.items():
+                    cells = []
+                    for what in ("final", "average"):
+                        d = diff[what]
+                        cells += [f"{e[what]['value']:.1f}", f"{m[other][what]['value']:.1f}",
+                                  f"{stats.describe(d)} ({d['verdict']})"]
+                    lines.append(f"| {task} | {mode} | {arm} | {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -213,11 +241,23 @@ def figure(rows: list[dict[str, Any]], path: Path, title: str, reps: int, confid
     return path
 
 
+def _baseline(text: str) -> tuple[str, Path]:
+    name, sep, study = text.partition("=")
+    if not sep or not name or not study:
+        raise RunError(f"--baseline {text}: expected NAME=STUDY_DIR, e.g. ddpg=runs/transfer/ddpg")
+    return name, Path(study)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.studies.transfer_report",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("studies", nargs="*", metavar="STUDY", help="transfer study directories")
     p.add_argument("--names", nargs="+", help="one arm name per study (default: the directory names)")
+    p.add_argument("--baseline", action="append", default=[], metavar="NAME=STUDY",
+                   help="a study with scratch runs of its own (another learner's): arms NAME and "
+                        "NAME-scratch (repeatable)")
+    p.add_argument("--compare", action="append", nargs=2, default=[], metavar=("A", "B"),
+                   help="also report arm A minus arm B (repeatable)")
     p.add_argument("--curves", help="redraw from this curves.csv instead of reading studies")
     p.add_argument("--out", required=True, help="directory for curves.csv, report.json/.md/.png")
     p.add_argument("--title", default="Skill transfer: fine-tuned arms against scratch")
@@ -236,14 +276,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             if len(names) != len(studies) or len(set(names)) != len(names) or SCRATCH in names:
                 raise RunError(f"--names needs {len(studies)} distinct names other than "
                                f"'{SCRATCH}', one per study; got {names}")
-            rows = collect(studies, names)
+            baselines = [_baseline(b) for b in args.baseline]
+            arms = [*names, SCRATCH, *(a for n, _ in baselines for a in (n, f"{n}-{SCRATCH}"))]
+            if len(set(arms)) != len(arms):
+                raise RunError(f"the arms' names must differ; got {arms}")
+            rows = collect(studies, names, baselines)
         if not rows:
             raise RunError("no evaluations to report")
+        have = list(dict.fromkeys(r["arm"] for r in rows))
+        for a, b in args.compare:
+            if a == b or a not in have or b not in have:
+                raise RunError(f"--compare {a} {b}: needs two different arms among {have}")
         out.mkdir(parents=True, exist_ok=True)
         if not args.curves or Path(args.curves).resolve() != (out / CURVES_FILE).resolve():
             write_curves(out / CURVES_FILE, rows)
             rows = read_curves(out / CURVES_FILE)  # the report is what the csv alone gives
-        report = analyse(rows, args.bootstrap_reps, args.confidence)
+        report = analyse(rows, args.bootstrap_reps, args.confidence, [tuple(c) for c in args.compare])
         (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
         (out / TABLE_FILE).write_text(table(report))
         figure(rows, out / PLOT_FILE, args.title, args.bootstrap_reps, args.confidence)
