@@ -91,11 +91,19 @@ def _stderr_held():
                 os.write(2, held.read())
 
 
-def _restore_tree(directory: Path, like):
+def _restore_tree(directory: Path, like, partial: bool = False):
+    """The tree saved in ``directory``, shaped like ``like``; ``partial``: ``like`` names a
+    part of the saved tree (a dict with some of its keys), and only that part is read."""
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
                             if not isinstance(x, jax.ShapeDtypeStruct) else x, like)
-    with _stderr_held(), ocp.StandardCheckpointer() as ckptr:
-        restored = ckptr.restore(directory, abstract)
+    if partial:
+        args = ocp.args.PyTreeRestore(item=abstract, partial_restore=True,
+                                      restore_args=ocp.checkpoint_utils.construct_restore_args(abstract))
+        with _stderr_held(), ocp.PyTreeCheckpointer() as ckptr:
+            restored = ckptr.restore(directory, args=args)
+    else:
+        with _stderr_held(), ocp.StandardCheckpointer() as ckptr:
+            restored = ckptr.restore(directory, abstract)
     want = jax.tree_util.tree_flatten_with_path(abstract)[0]
     got = jax.tree.leaves(restored)
     if len(want) != len(got):
@@ -373,15 +381,16 @@ def _stacked_init(learner, config: Any, obs_dim: int, action_dim: int,
     return make(keys.reshape(batch_shape + (2,)))
 
 
-def load_extra(path: str | os.PathLike, like: Any) -> Any:
+def load_extra(path: str | os.PathLike, like: Any, partial: bool = False) -> Any:
     """Restore the `extra` pytree saved with a checkpoint, shaped and typed like `like`
-    (arrays or jax.ShapeDtypeStruct leaves)."""
+    (arrays or jax.ShapeDtypeStruct leaves). ``partial``: `like` is a part of it (nested
+    dicts with some of the saved keys), and only that part is read from disk."""
     meta = read_checkpoint_metadata(path)
     if not meta.get("has_extra"):
         raise CheckpointError(f"{path} holds no extra data")
     like_dict = flax.serialization.to_state_dict(like)
     try:
-        restored = _restore_tree(Path(path).absolute() / "extra", like_dict)
+        restored = _restore_tree(Path(path).absolute() / "extra", like_dict, partial)
     except Exception as e:
         raise CheckpointError(f"could not restore extra data from {path}: "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

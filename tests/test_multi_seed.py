@@ -273,6 +273,13 @@ def test_eval_at_start_adds_a_step_0_evaluation_and_leaves_training_alone(mg_run
             assert rd.read_metrics(again, s)[0] == rd.read_metrics(run, s)[0]
 
 
+def test_seed_states_are_the_learners_of_the_whole_carry(mg_runs):
+    """load_seed_states reads the learners alone (the replay stays on disk): the same
+    arrays as the whole carry's learners, at every checkpoint."""
+    for _, ckpt in rd.checkpoint_dirs(mg_runs / "both"):
+        assert max_diff(ms.load_seed_states(ckpt), ms.load_run_state(ckpt).agent) == 0.0
+
+
 def test_bad_input_is_one_line(capsys):
     assert bench.main(["--env", "CartPole-v1", "--seeds", "2"]) == 2
     err = capsys.readouterr().err.strip()

@@ -33,23 +33,30 @@ def abstract_carry(kind: str, cfg: Any, env_id: str, obs_dim: int, action_dim: i
     return jax.eval_shape(jax.vmap(init_one), jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32))
 
 
+def _checkpoint_carry(ckpt, capacity: int | None = None):
+    """Counters and abstract carry of a run checkpoint (replay of ``capacity``, default the
+    saved transitions)."""
+    counters = rd.run_counters(ckpt)
+    meta = sqljax.read_checkpoint_metadata(ckpt)
+    cfg = learners.config_from_dict(meta["config"], meta.get("learner"))
+    n = int(counters["replay_size"]) if capacity is None else capacity
+    return counters, abstract_carry(counters["kind"], cfg, counters["env_id"], int(meta["obs_dim"]),
+                                    int(meta["action_dim"]), len(counters["seed_ids"]), max(n, 1))
+
+
 def load_run_state(path: str | os.PathLike):
     """The stacked carry (learners, filled part of the replay buffers, keys, counters;
     leading seed axis, on the host) of a run checkpoint, or of a run directory's latest."""
     ckpt = rd.find_checkpoint(path)
-    counters = rd.run_counters(ckpt)
-    meta = sqljax.read_checkpoint_metadata(ckpt)
-    cfg = learners.config_from_dict(meta["config"], meta.get("learner"))
-    n = int(counters["replay_size"])
-    like = abstract_carry(counters["kind"], cfg, counters["env_id"], int(meta["obs_dim"]),
-                          int(meta["action_dim"]), len(counters["seed_ids"]), max(n, 1))
-    return rd.load_carry(ckpt, like, n)
+    counters, like = _checkpoint_carry(ckpt)
+    return rd.load_carry(ckpt, like, int(counters["replay_size"]))
 
 
 def load_seed_states(path: str | os.PathLike) -> Any:
     """The stacked learners (leading seed axis, on the host) of a run checkpoint, or of a
-    run directory's latest checkpoint."""
-    return load_run_state(path).agent
+    run directory's latest checkpoint; the replay buffers stay on disk."""
+    ckpt = rd.find_checkpoint(path)
+    return rd.load_agents(ckpt, _checkpoint_carry(ckpt, capacity=1)[1].agent)
 
 
 def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,

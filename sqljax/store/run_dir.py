@@ -431,6 +431,18 @@ def load_carry(path: Path, like, n: int):
                                      "settings, seeds or environment?)") from None
 
 
+def load_agents(path: Path, like):
+    """The stacked learners (numpy, on the host) of the carry saved at ``path``, read
+    without the replay buffers: ``like`` (abstract) is the carry's ``agent``."""
+    part = {"carry": {"agent": flax.serialization.to_state_dict(like)}}
+    try:
+        got = sqljax.load_extra(path, part, partial=True)["carry"]["agent"]
+    except sqljax.CheckpointError as e:
+        raise sqljax.CheckpointError(f"cannot read {path}: {e} (damaged, or written with other "
+                                     "settings or seeds?)") from None
+    return jax.device_get(flax.serialization.from_state_dict(like, got))
+
+
 def restore_carry(path: Path, like) -> tuple[Any, dict[str, Any]]:
     """The stacked carry (host) and counters of a run checkpoint, its replay laid into
     buffers of ``like``'s capacity."""
