@@ -134,8 +134,11 @@ def _header(summary: dict[str, Any]) -> list[str]:
         "comparison**; the stochastic rows compare each learner acting as it explores.",
     ]
     if kinds & set(MAX_ENTROPY) and kinds & set(DETERMINISTIC):
-        lines += ["", f"**Groups.** Max-entropy learners ({', '.join(MAX_ENTROPY)}) against deterministic ones "
-                      f"({', '.join(DETERMINISTIC)}): the difference of the mean areas with the seeds of each group "
+        def members(group):
+            return ", ".join(e.get("name", label) for label, e in learners.items() if e["learner"] in group)
+
+        lines += ["", f"**Groups.** Max-entropy learners ({members(MAX_ENTROPY)}) against deterministic ones "
+                      f"({members(DETERMINISTIC)}): the difference of the mean areas with the seeds of each group "
                       "pooled, its interval from independent bootstrap resamples of the two pools."]
     return lines
 
