@@ -128,3 +128,27 @@ def test_command_writes_both_files(task_dir, capsys):
     assert "**TD3** (μ(s), stopped at 20k of 300k steps): no checkpoint" in text
     assert "last 3 evaluations" in text and "Published reference" in text and "~300–500 at 100k" in text
     assert "| `ddpg-code` | DDPG | 300000 of 300000 | 0.50 h | 167 | 100 | 2-core CPU | — |" in text
+
+
+def test_overview_of_every_task(task_dir, capsys):
+    """results/comparison.md: a row per task and checkpoint, SQL − each baseline, — for a
+    checkpoint a cell has not reached, and the verdicts at 300k counted per baseline."""
+    other = task_dir.parent / "Walker2d"
+    write_cell(other, "code", 0.0)
+    write_cell(other, "ddpg-code", 500.0, "ddpg")  # DDPG 500 higher everywhere
+    (task_dir.parent / "HalfCheetah").mkdir()  # no SQL cell: left out
+    assert lc.main(["--results", str(task_dir.parent), "--tasks", "Hopper", "--reps", str(REPS)]) == 0
+    assert "every task: wrote" in capsys.readouterr().out
+    text = (task_dir.parent / "comparison.md").read_text()
+    assert "| task | step | SQL ξ = 0 | SQL − DDPG | SQL − TD3 | SQL − sac-fast |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| [")]
+    assert [r.split(" | ")[0:2] for r in rows] == [
+        ["| [Hopper](Hopper/comparison.md)", k] for k in ("100k", "200k", "300k")] + [
+        ["| [Walker2d](Walker2d/comparison.md)", k] for k in ("100k", "200k", "300k")]
+    hopper300 = rows[2].split(" | ")
+    assert hopper300[2] == "2910" and hopper300[3].startswith("**+100 [") and hopper300[3].endswith("SQL higher**")
+    assert hopper300[4] == "—" and hopper300[5] == "— |"  # TD3 stopped at 20k, SAC at 150k
+    assert rows[0].split(" | ")[5] == "+0 [-13, +13] level |"  # SAC equal to SQL at 100k
+    assert "DDPG higher**" in rows[5]
+    assert "- against DDPG: DDPG higher on 1 task, SQL higher on 1 task." in text
+    assert "- against TD3: no task has reached it yet." in text

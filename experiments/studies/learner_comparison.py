@@ -7,7 +7,9 @@
 Writes per task ``comparison.png`` (IQM over seeds with a 95 % stratified-bootstrap band,
 against env steps and against estimated wall-clock hours) and ``comparison.md`` (SQL minus
 each baseline at 100k / 200k / 300k with bootstrap intervals and verdicts, each cell's cost,
-the published reference figures). The bootstraps are seeded: the files are reproducible.
+the published reference figures), and ``results/comparison.md``: every task's SQL ξ = 0
+minus each baseline at each checkpoint in one table, with a tally of the verdicts at
+300k. The bootstraps are seeded: the files are reproducible.
 """
 
 from __future__ import annotations
@@ -297,11 +299,83 @@ def plot(task: str, cells: list[Cell], path: Path, reps: int, confidence: float)
     return path
 
 
+def task_rows(cells: list[Cell], reps: int, window: int = WINDOW,
+              confidence: float = CONFIDENCE) -> list[dict[str, Any]]:
+    """Every baseline cell compared with the SQL cell (``cells[0]``), as :func:`compare`."""
+    return [r for base in cells[1:] for r in compare(cells[0], base, CHECKPOINTS, window, reps, confidence)]
+
+
+def overview_markdown(per_task: dict[str, tuple[list[Cell], list[dict[str, Any]]]], window: int,
+                      confidence: float = CONFIDENCE) -> str:
+    """results/comparison.md: per task and checkpoint, SQL ξ = 0 and SQL ξ = 0 minus each
+    baseline's greedy policy (``per_task``: the task's cells and :func:`compare`'s rows),
+    then the verdicts at the last checkpoint counted per baseline."""
+    greedy = {t: [r for r in rows if r["comparison"] == "greedy"] for t, (_, rows) in per_task.items()}
+    baselines = list(dict.fromkeys(c.display for cells, _ in per_task.values() for c in cells[1:]))
+    last = CHECKPOINTS[-1]
+    out = ["# SQL beside its baselines, every task", "",
+           f"SQL's greedy policy (ξ = 0) minus each baseline's greedy policy, each seed averaged over its "
+           f"last {window} evaluations up to the checkpoint, {confidence:.0%} bootstrap interval of the "
+           "difference and its verdict (bold: the interval excludes 0); 3 seeds a cell, so the intervals "
+           "are rough. Per task, the details, SQL's sampler and each cell's cost are in "
+           "`<task>/comparison.md`; — where a cell has not reached the checkpoint.", "",
+           "| task | step | SQL ξ = 0 | " + " | ".join(f"SQL − {b}" for b in baselines) + " |",
+           "|---|---|---:|" + "---|" * len(baselines)]
+    tally = {b: {} for b in baselines}
+    for task, rows in greedy.items():
+        for at in CHECKPOINTS:
+            here = {r["baseline"]: r for r in rows if r["step"] == at}
+            if not here:
+                continue
+            cells = []
+            for b in baselines:
+                r = here.get(b)
+                if r is None:
+                    cells.append("—")
+                    continue
+                decided = r["diff"]["ci_low"] > 0 or r["diff"]["ci_high"] < 0
+                d = r["diff"]
+                text = (f"{d['value']:+.0f} [{d['ci_low']:+.0f}, {d['ci_high']:+.0f}] "
+                        f"{r['verdict'] if decided else 'level'}")
+                cells.append(f"**{text}**" if decided else text)
+                if at == last:
+                    key = r["verdict"] if decided else "level"
+                    tally[b][key] = tally[b].get(key, 0) + 1
+            sql = next(iter(here.values()))["sql"]
+            out.append(f"| [{task}]({task}/comparison.md) | {_steps_words(at)} | {sql:.0f} | "
+                       + " | ".join(cells) + " |")
+    out += ["", f"At {_steps_words(last)}, over the tasks:", ""]
+    for b in baselines:
+        counts = tally[b]
+        said = ", ".join(f"{k} on {n} task{'s' if n > 1 else ''}" for k, n in
+                         sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        out.append(f"- against {b}: {said or 'no task has reached it yet'}.")
+    return "\n".join(out) + "\n"
+
+
+def write_overview(results_dir: Path, reps: int, window: int = WINDOW, confidence: float = CONFIDENCE,
+                   tasks: Sequence[str] = TASKS) -> Path | None:
+    """results/comparison.md from every task of ``tasks`` with an SQL cell (None if none has)."""
+    per_task = {}
+    for task in tasks:
+        try:
+            cells = discover(Path(results_dir) / task)
+        except (NoSQLCell, OSError):
+            continue
+        per_task[task] = (cells, task_rows(cells, reps, window, confidence))
+    if not per_task:
+        return None
+    path = Path(results_dir) / "comparison.md"
+    path.write_text(overview_markdown(per_task, window, confidence))
+    return path
+
+
 def write_task(task_dir: Path, reps: int, window: int = WINDOW, confidence: float = CONFIDENCE) -> tuple[Path, Path]:
     task_dir = Path(task_dir)
     cells = discover(task_dir)
+
     def rows_of(w: int) -> list[dict[str, Any]]:
-        return [r for base in cells[1:] for r in compare(cells[0], base, CHECKPOINTS, w, reps, confidence)]
+        return task_rows(cells, reps, w, confidence)
 
     rows = rows_of(window)
     steadier = narrower(rows, rows_of(1)) if window > 1 else (0, 0)
@@ -333,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = 1
             continue
         print(f"{task}: wrote {png} and {md}")
+    overview = write_overview(Path(args.results), args.reps, args.window)
+    if overview is not None:
+        print(f"every task: wrote {overview}")
     return status
 
 
