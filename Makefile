@@ -87,7 +87,7 @@ alpha-pretrain: install
 	$(PY) -m experiments.bench $(if $(wildcard runs/alpha/scale$(SCALE)/run.json),--resume runs/alpha/scale$(SCALE) \
 	  --steps $(ALPHA_STEPS),--env AntAnyDirection-v1 --seeds 2 --steps $(ALPHA_STEPS) --preset pretrain \
 	  --reward-scale $(SCALE) --eval-every 25000 --eval-episodes 3 --checkpoint-every 100000 \
-	  --keep-checkpoints 5 --out runs/alpha/scale$(SCALE)) $(ARGS)
+	  --keep-checkpoints 8 --out runs/alpha/scale$(SCALE)) $(ARGS)
 	$(PY) -m experiments.results export runs/alpha/scale$(SCALE) --out runs/alpha/scale$(SCALE)/learners
 	$(PY) -m experiments.studies.locomotion runs/alpha/scale$(SCALE)/learners/step_*/seed* --episodes 20 \
 	  --no-fresh --out results/transfer/alpha/scale$(SCALE)
