@@ -354,10 +354,15 @@ def overview_markdown(per_task: dict[str, tuple[list[Cell], list[dict[str, Any]]
 
 
 def write_overview(results_dir: Path, reps: int, window: int = WINDOW, confidence: float = CONFIDENCE,
-                   tasks: Sequence[str] = TASKS) -> Path | None:
-    """results/comparison.md from every task of ``tasks`` with an SQL cell (None if none has)."""
+                   tasks: Sequence[str] = TASKS,
+                   done: dict[str, tuple[list[Cell], list[dict[str, Any]]]] | None = None) -> Path | None:
+    """results/comparison.md from every task of ``tasks`` with an SQL cell (None if none
+    has); ``done``: tasks whose cells and rows are already computed."""
     per_task = {}
     for task in tasks:
+        if done and task in done:
+            per_task[task] = done[task]
+            continue
         try:
             cells = discover(Path(results_dir) / task)
         except (NoSQLCell, OSError):
@@ -370,7 +375,9 @@ def write_overview(results_dir: Path, reps: int, window: int = WINDOW, confidenc
     return path
 
 
-def write_task(task_dir: Path, reps: int, window: int = WINDOW, confidence: float = CONFIDENCE) -> tuple[Path, Path]:
+def write_task(task_dir: Path, reps: int, window: int = WINDOW, confidence: float = CONFIDENCE,
+               done: dict[str, tuple[list[Cell], list[dict[str, Any]]]] | None = None) -> tuple[Path, Path]:
+    """A task's comparison.md and comparison.png; its cells and rows go into ``done``."""
     task_dir = Path(task_dir)
     cells = discover(task_dir)
 
@@ -378,6 +385,8 @@ def write_task(task_dir: Path, reps: int, window: int = WINDOW, confidence: floa
         return task_rows(cells, reps, w, confidence)
 
     rows = rows_of(window)
+    if done is not None:
+        done[task_dir.name] = (cells, rows)
     steadier = narrower(rows, rows_of(1)) if window > 1 else (0, 0)
     md = task_dir / "comparison.md"
     md.write_text(render_markdown(task_dir.name, cells, rows, window, confidence, reps, steadier))
@@ -395,19 +404,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.reps < 1 or args.window < 1:
         p.error("--reps and --window must be at least 1")
-    status = 0
+    status, done = 0, {}
     for task in args.tasks:
         task_dir = Path(args.results) / task
         try:
             if not task_dir.is_dir():
                 raise NoSQLCell(f"{task_dir} does not exist; no SQL cell to compare against")
-            png, md = write_task(task_dir, args.reps, args.window)
+            png, md = write_task(task_dir, args.reps, args.window, done=done)
         except NoSQLCell as e:
             print(f"error: {e}", file=sys.stderr)
             status = 1
             continue
         print(f"{task}: wrote {png} and {md}")
-    overview = write_overview(Path(args.results), args.reps, args.window)
+    overview = write_overview(Path(args.results), args.reps, args.window, done=done)
     if overview is not None:
         print(f"every task: wrote {overview}")
     return status

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments import cli
 from experiments.studies.robustness_report import GROUP_NAMES, MODES
 
 SUMMARY_FILE = "summary.json"
@@ -125,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summaries = {Path(d).name: read_summary(Path(d)) for d in args.tasks}
         Path(args.out).write_text(render(summaries))
     except (OverviewError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.report_error(cli.BadInput(str(e)), "interrupted")
     print(f"wrote {args.out}")
     return 0
 
