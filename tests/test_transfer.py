@@ -116,6 +116,30 @@ def test_a_directory_of_seed_learners_pairs_the_seeds(study, tmp_path, capsys):
     assert "holds seeds [0, 1], not seed(s) [2]" in one_error_line(capsys)
 
 
+def test_seed_learners_of_different_configs_fail_in_one_line(study, tmp_path, capsys):
+    # Seeds stacked from one directory must share a config: seed2 pretrained with another
+    # reward scale than seed0 is a mistake in assembling the arm, not something to average.
+    pre = ms.load_seed_states(study / "pretrain")
+    zoo = tmp_path / "mixed"
+    first = seeding.unstack(pre, 0)
+    sqljax.export_learner(zoo / "seed0", first)
+    sqljax.export_learner(zoo / "seed1", seeding.unstack(pre, 1))
+    other = first.replace(config=first.config.replace(reward_scale=first.config.reward_scale * 2,
+                                                      replay_size=first.config.replay_size + 1))
+    sqljax.export_learner(zoo / "seed2", other)
+    got = ms.load_init_states(zoo, (0, 1), "sqljax/AntUMaze-v0", 105, 8)  # seeds 0 and 1 agree
+    assert got.step.shape == (2,)
+    want = (rf"seed2's learner was trained with replay_size={first.config.replay_size + 1}, "
+            rf"seed0's with replay_size={first.config.replay_size} \(1 more field\(s\) differ\)")
+    with pytest.raises(RunError, match=want):
+        ms.load_init_states(zoo, (0, 1, 2), "sqljax/AntUMaze-v0", 105, 8)
+    out = tmp_path / "never"
+    assert transfer.main(["--pretrained", str(zoo), "--seeds", "3", "--out", str(out),
+                          "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert "seed2's learner was trained with" in line and "one configuration" in line, line
+
+
 @pytest.mark.parametrize("name, sizes", [("pendulum", "observation size 3 and action size 1"),
                                          ("multigoal", "observation size 2 and action size 2")])
 def test_mismatched_pretrained_fails_in_one_line(checkpoints, name, sizes, tmp_path, capsys):

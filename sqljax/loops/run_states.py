@@ -5,6 +5,7 @@ fine-tuning run starts each seed from (:func:`load_init_states`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -59,14 +60,24 @@ def load_seed_states(path: str | os.PathLike) -> Any:
     return rd.load_agents(ckpt, _checkpoint_carry(ckpt, capacity=1)[1].agent)
 
 
+def config_differences(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """The fields in which two learner configs (dataclasses) differ, as ``(name, value in
+    a, value in b)``, in field order; every field if they are of different classes."""
+    if type(a) is not type(b):
+        return [("learner", type(a).__name__, type(b).__name__)]
+    return [(f.name, getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+            if getattr(a, f.name) != getattr(b, f.name)]
+
+
 def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: str,
                      obs_dim: int, action_dim: int, learner: str | None = None) -> Any:
     """The pretrained learners (stacked, on the host) that seeds ``seed_ids`` start from:
     the same seed indices' rows of a run checkpoint of several seeds or of a directory of
     ``seed{i}/`` learners (the zoo layout), or else its one learner for every seed.
     ``path``: a checkpoint, a run directory (its latest) or a directory of seed learners.
-    RunError (one line) if the sizes differ from the env's, a seed is missing, or the
-    checkpoint holds another learner than ``learner`` (a name; None: any)."""
+    RunError (one line) if the sizes differ from the env's, a seed is missing, the seed
+    learners of a directory were trained with different configs, or the checkpoint holds
+    another learner than ``learner`` (a name; None: any)."""
     ckpt = rd.find_checkpoint(path)
     meta = sqljax.read_checkpoint_metadata(ckpt)
     saved = meta.get("learner", learners.DEFAULT)
@@ -101,6 +112,14 @@ def load_init_states(path: str | os.PathLike, seed_ids: Sequence[int], env_id: s
                 raise RunError(f"--init-from {by_seed[s]} has another observation size than "
                                f"{ckpt}")
         loaded = [jax.device_get(sqljax.load_checkpoint(by_seed[s])) for s in seed_ids]
+        for s, other in zip(seed_ids[1:], loaded[1:]):
+            differ = config_differences(loaded[0].config, other.config)
+            if differ:
+                raise RunError(f"--init-from {path}: seed{s}'s learner was trained with "
+                               f"{differ[0][0]}={differ[0][2]!r}, seed{seed_ids[0]}'s with "
+                               f"{differ[0][0]}={differ[0][1]!r}"
+                               + (f" ({len(differ) - 1} more field(s) differ)" if len(differ) > 1 else "")
+                               + "; start every seed from learners of one configuration")
         return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *loaded)
     one = jax.device_get(sqljax.load_checkpoint(ckpt))
     if np.ndim(one.step):
