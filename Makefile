@@ -24,7 +24,7 @@ export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
 .PHONY: alpha-pretrain exploration compare robustness install lint test test-serial test-slow bench-update bench-seeds train eval multigoal bench pretrain finetune transfer results results-table clean
-.PHONY: gpu-wheels gpu-site bench-gpu pretrain-gpu
+.PHONY: gpu-wheels gpu-site bench-gpu pretrain-gpu transfer4 transfer4-sql-pretrain transfer4-ddpg-pretrain
 
 install: $(STAMP)
 
@@ -93,6 +93,49 @@ alpha-pretrain: install
 	  --no-fresh --out results/transfer/alpha/scale$(SCALE)
 	$(PY) -m experiments.studies.locomotion runs/alpha/scale$(SCALE)/learners/step_*/seed* --episodes 20 \
 	  --no-fresh --deterministic --out results/transfer/alpha/scale$(SCALE)
+	mkdir -p $(T4_ZOO)/scale$(SCALE) && cp -r runs/alpha/scale$(SCALE)/learners/$(ALPHA_LAST)/seed* $(T4_ZOO)/scale$(SCALE)/
+
+# The second transfer study (docs/transfer.md, "The four-seed study against DDPG"), every
+# step resumable (the same command continues): SCALE (required) the alpha sweep's pick,
+# whose seeds 0 and 1 `make alpha-pretrain SCALE=...` left in zoo/AntAnyDirection-v1/scale<SCALE>;
+# seeds 2 and 3 pretrained beside them; DDPG (code preset) pretrained 4 seeds x ALPHA_STEPS
+# into zoo/AntAnyDirection-v1/ddpg-code; then the arms paper, polyak (+ polyak-scratch),
+# scratch, ddpg and ddpg-scratch fine-tuned on the three -v1 tasks for T4_STEPS env steps,
+# and the report into results/transfer/four-seeds. About 12 h on a 2-core CPU in all.
+T4         ?= runs/transfer4
+T4_ZOO     ?= zoo/AntAnyDirection-v1
+T4_RESULTS ?= results/transfer/four-seeds
+T4_STEPS   ?= 100000
+T4_ARMS   = --seeds 4 --finetune-steps $(T4_STEPS) --tasks AntHallwayWide-v1 AntHallwayNarrow-v1 \
+  AntUMaze-v1 --eval-every 10000 --eval-episodes 3 --eval-at-start --checkpoint-every 25000
+ALPHA_LAST = step_$(shell printf %09d $(ALPHA_STEPS))
+# bench_or_resume DIR ARGS: train DIR from ARGS, or continue it if it has started
+bench_or_resume = $(PY) -m experiments.bench $(if $(wildcard $(1)/run.json),--resume $(1),$(2) --out $(1)) $(ARGS)
+
+transfer4-sql-pretrain: install
+	$(if $(filter command line,$(origin SCALE)),,$(error make $@ needs SCALE=..., the alpha sweep's pick))
+	@test -f $(T4_ZOO)/scale$(SCALE)/seed1/sqljax.json || { echo "$(T4_ZOO)/scale$(SCALE) has no seeds 0 and 1: run make alpha-pretrain SCALE=$(SCALE) first"; exit 1; }
+	$(call bench_or_resume,$(T4)/sql-pretrain-scale$(SCALE),--env AntAnyDirection-v1 --seeds 2 --first-seed 2 \
+	  --steps $(ALPHA_STEPS) --preset pretrain --reward-scale $(SCALE) --eval-every 25000 --eval-episodes 3 \
+	  --checkpoint-every 100000)
+	$(PY) -m experiments.results export $(T4)/sql-pretrain-scale$(SCALE) --out $(T4)/sql-pretrain-scale$(SCALE)/learners
+	cp -r $(T4)/sql-pretrain-scale$(SCALE)/learners/$(ALPHA_LAST)/seed* $(T4_ZOO)/scale$(SCALE)/
+
+transfer4-ddpg-pretrain: install
+	$(call bench_or_resume,$(T4)/ddpg-pretrain,--learner ddpg --preset code --env AntAnyDirection-v1 --seeds 4 \
+	  --steps $(ALPHA_STEPS) --eval-every 25000 --eval-episodes 3 --checkpoint-every 100000)
+	$(PY) -m experiments.results export $(T4)/ddpg-pretrain --out $(T4)/ddpg-learners
+	mkdir -p $(T4_ZOO)/ddpg-code && cp -r $(T4)/ddpg-learners/$(ALPHA_LAST)/seed* $(T4_ZOO)/ddpg-code/
+
+transfer4: transfer4-sql-pretrain transfer4-ddpg-pretrain
+	$(PY) -m experiments.studies.transfer --pretrained $(T4_ZOO)/scale$(SCALE) $(T4_ARMS) --out $(T4)/paper $(ARGS)
+	$(PY) -m experiments.studies.transfer --pretrained $(T4_ZOO)/scale$(SCALE) $(T4_ARMS) \
+	  --target-update-interval 1 --target-tau 0.005 --out $(T4)/polyak $(ARGS)
+	$(PY) -m experiments.studies.transfer --learner ddpg --pretrained $(T4_ZOO)/ddpg-code $(T4_ARMS) \
+	  --out $(T4)/ddpg $(ARGS)
+	$(PY) -m experiments.studies.transfer_report $(T4)/paper --names paper --baseline polyak=$(T4)/polyak \
+	  --baseline ddpg=$(T4)/ddpg --compare paper ddpg --compare paper ddpg-scratch --compare polyak ddpg \
+	  --compare scratch ddpg-scratch --out $(T4_RESULTS)
 
 # Exploration with multimodal rewards (paper section 5.2), SQL against DDPG, e.g.
 #   make exploration TASK=SwimmerFinishLine SEEDS=5 STEPS=100000   (trains, then reports)
