@@ -39,7 +39,23 @@ def test_report_reads_every_point_and_averages_seeds(tmp_path, capsys):
     assert "| 0.1 | 200000 | 0 | stochastic | — | 0.00 | 0 / 20 |" in md
     assert "| 10 | 100000 | 0 | stochastic | 0.20 | 0.10 | 20 / 20 |" in md
     assert md.index("| 10 |") < md.index("| 0.1 |")  # the hottest first
+    # The last step's seed means: alpha 0.1 at 200k has no deterministic point, so "walks" is
+    # undecided there; R's mean skips seed 0's undefined R.
+    last = {e["alpha"]: e for e in alpha_sweep.last_step_summary(alpha_sweep_points(tmp_path))}
+    assert last[0.1]["step"] == 200000 and last[0.1]["seeds"] == 2
+    assert last[0.1]["R_stochastic"] == pytest.approx(0.3) and last[0.1]["R_deterministic"] is None
+    assert last[0.1]["walks"] is None
+    assert "| 0.1 | 200000 | 2 | 0.30 | — | 0.30 | — | — |" in md
+    write_spread(tmp_path / "b", "deterministic", {(100000, 0): (0.9, 0.5)})  # exactly at the line
+    last = {e["alpha"]: e for e in alpha_sweep.last_step_summary(alpha_sweep_points(tmp_path))}
+    assert last[10]["walks"] is True and last[10]["speed_deterministic"] == pytest.approx(0.5)
+    write_spread(tmp_path / "b", "deterministic", {(100000, 0): (0.9, 0.49)})
+    assert not alpha_sweep.last_step_summary({10: alpha_sweep.read_points(tmp_path / "b")})[0]["walks"]
     assert (out / "alpha_sweep.png").stat().st_size > 10_000
+
+
+def alpha_sweep_points(root):
+    return {0.1: alpha_sweep.read_points(root / "a"), 10: alpha_sweep.read_points(root / "b")}
 
 
 @pytest.mark.parametrize("make_args, message", [

@@ -27,6 +27,8 @@ from experiments import cli
 
 SPREAD_FILES = {"stochastic": "direction_spread.json", "deterministic": "direction_spread_deterministic.json"}
 _LABEL = re.compile(r"step_(\d+)/seed(\d+)$")
+#: the net speed (m/s) from which a pretrained Ant counts as walking (a dotted line)
+WALKS = 0.5
 #: the per-point measures, as (key in the spread summary, axis title)
 MEASURES = (("R", "mean resultant length R of the headings (1: one way, 0: spread)"),
             ("net_speed_mean", "mean net speed (m/s)"))
@@ -86,21 +88,27 @@ def plot(points: dict[float, list[dict]], out: Path) -> Path:
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(points)))
     for (key, title), ax in zip(MEASURES, axes):
         for color, (alpha, rows) in zip(colors, sorted(points.items(), reverse=True)):
-            for mode, style in (("stochastic", "-"), ("deterministic", "--")):
+            for mode, style, face in (("stochastic", "-", color), ("deterministic", "--", "none")):
                 these = [r for r in rows if r["mode"] == mode]
                 if not these:
                     continue
                 for seed in sorted({r["seed"] for r in these}):
                     mine = [r for r in these if r["seed"] == seed and r[key] is not None]
                     ax.plot([r["step"] for r in mine], [r[key] for r in mine], style, color=color,
-                            lw=0.6, alpha=0.5)
+                            lw=0.6, alpha=0.5, marker=".", ms=3)
                 x, y = seed_mean(these, key)
-                ax.plot(x, y, style, color=color, lw=2,
+                ax.plot(x, y, style, color=color, lw=2, marker="o", ms=5, mfc=face,  # a lone step shows too
                         label=f"α = {alpha:g}, {mode}" if key == MEASURES[0][0] else None)
+        ax.set_xlim(left=0)
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1000:g}k")
         ax.set_xlabel("pretraining env steps (per seed)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(0, 1.02)
+    axes[1].set_ylim(0, max(axes[1].get_ylim()[1], 1.15 * WALKS))
+    axes[1].axhline(WALKS, color="grey", lw=0.8, ls=":")
+    axes[1].annotate(f"{WALKS:g} m/s", (0, WALKS), xytext=(3, 3), textcoords="offset points",
+                     fontsize=8, color="grey")
     axes[0].legend(fontsize=8)
     fig.suptitle("AntAnyDirection pretraining: direction spread and speed by temperature "
                  "(thin: seeds, thick: their mean)", fontsize=11)
@@ -108,6 +116,42 @@ def plot(points: dict[float, list[dict]], out: Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def last_step_summary(points: dict[float, list[dict]]) -> list[dict]:
+    """Per alpha (hottest first), its seed means at the last step with a stochastic point:
+    ``alpha``, ``step``, ``seeds``, ``R`` and ``speed`` per mode (None where that mode has no
+    point there or no episode moved) and ``walks`` (the deterministic mean net speed >=
+    ``WALKS``; None without a deterministic point)."""
+    out = []
+    for alpha, rows in sorted(points.items(), reverse=True):
+        step = max(r["step"] for r in rows if r["mode"] == "stochastic")
+        entry = {"alpha": alpha, "step": step,
+                 "seeds": len({r["seed"] for r in rows if r["step"] == step})}
+        for mode in SPREAD_FILES:
+            these = [r for r in rows if r["mode"] == mode and r["step"] == step]
+            for key, name in (("R", "R"), ("net_speed_mean", "speed")):
+                vals = [r[key] for r in these if r[key] is not None]
+                entry[f"{name}_{mode}"] = float(np.mean(vals)) if vals else None
+        speed = entry["speed_deterministic"]
+        entry["walks"] = None if speed is None else bool(speed >= WALKS)
+        out.append(entry)
+    return out
+
+
+def summary_table(points: dict[float, list[dict]]) -> str:
+    def f(x):
+        return "—" if x is None else f"{x:.2f}"
+
+    lines = [f"| α | env steps | seeds | R stochastic | R deterministic | net speed stochastic (m/s) | "
+             f"net speed deterministic (m/s) | walks (deterministic >= {WALKS:g} m/s) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for e in last_step_summary(points):
+        walks = "—" if e["walks"] is None else ("yes" if e["walks"] else "no")
+        lines.append(f"| {e['alpha']:g} | {e['step']} | {e['seeds']} | {f(e['R_stochastic'])} | "
+                     f"{f(e['R_deterministic'])} | {f(e['speed_stochastic'])} | "
+                     f"{f(e['speed_deterministic'])} | {walks} |")
+    return "\n".join(lines) + "\n"
 
 
 def table(points: dict[float, list[dict]]) -> str:
@@ -140,7 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli.report_error(e, "interrupted")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "alpha_sweep.md").write_text("# Direction spread and speed by temperature\n\n" + table(points))
+    (out / "alpha_sweep.md").write_text(
+        "# Direction spread and speed by temperature\n\nAt each temperature's last step, the means "
+        "over seeds:\n\n" + summary_table(points) + "\nEvery step, seed and mode:\n\n" + table(points))
     print(f"wrote {plot(points, out / 'alpha_sweep.png')} and {out / 'alpha_sweep.md'}")
     return 0
 
