@@ -426,6 +426,31 @@ def test_report_takes_a_baseline_study_with_its_own_scratch_runs(study, tmp_path
         assert message in one_error_line(capsys)
 
 
+def test_report_reads_an_actor_critic_baselines_critic_loss(study, tmp_path):
+    """DDPG's and SAC's metrics call their TD loss critic_loss: the report's q_loss column
+    takes it, so a DDPG baseline has its loss curve beside SQL's."""
+    import csv
+    import shutil
+
+    from experiments.studies import transfer_report as tr
+
+    renamed = tmp_path / "renamed"
+    shutil.copytree(study / TASK, renamed / TASK)
+    files = sorted(renamed.glob(f"{TASK}/*/seed*/metrics.csv"))
+    assert len(files) == 4  # two arms x two seeds
+    for path in files:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        rows[0] = ["critic_loss" if c == "q_loss" else c for c in rows[0]]
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    rows = tr.collect([study], ["paper"], [("b", renamed)])
+    for arm, same in (("b", "paper"), ("b-scratch", "scratch")):
+        got = tr.curve(rows, TASK, arm, "q_loss")[1]
+        assert np.isfinite(got[:, 1:]).all()  # past the first evaluation, updates have run
+        np.testing.assert_array_equal(got, tr.curve(rows, TASK, same, "q_loss")[1])
+
+
 def test_plan_records_the_pretrained_learners_env():
     """--pretrained learners carry the env they were trained on; the study's settings say it."""
     zoo = Path(__file__).resolve().parents[1] / "zoo" / "AntAnyDirection-v1" / "pretrain"

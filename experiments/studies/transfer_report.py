@@ -60,14 +60,20 @@ def _float(text: str | None) -> float:
     return float(text) if text not in (None, "") else float("nan")
 
 
+#: where a column is called otherwise in an actor-critic learner's metrics (DDPG, SAC: the
+#: critics' TD loss)
+OTHER_NAMES = {"q_loss": "critic_loss"}
+
+
 def _run_rows(run_dir: Path, task: str, arm: str) -> list[dict[str, Any]]:
-    """The evaluation rows of every seed of one run directory."""
+    """The evaluation rows of every seed of one run directory (``q_loss``: SQL's Q loss or an
+    actor-critic learner's critic loss)."""
     out = []
     for sid in rd.read_run(run_dir)["seed_ids"]:
         for r in rd.read_metrics(run_dir, sid):
             if r.get("eval_return"):
                 out.append({"task": task, "arm": arm, "seed": int(sid), "step": int(r["step"]),
-                            **{k: _float(r.get(k)) for k in COLUMNS[4:]}})
+                            **{k: _float(r.get(k, r.get(OTHER_NAMES.get(k, k)))) for k in COLUMNS[4:]}})
     return out
 
 
