@@ -62,7 +62,8 @@ def load_seed_states(path: str | os.PathLike) -> Any:
 
 def config_differences(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
     """The fields in which two learner configs (dataclasses) differ, as ``(name, value in
-    a, value in b)``, in field order; every field if they are of different classes."""
+    a, value in b)``, in field order; ``[("learner", class name of a, of b)]`` if they are
+    of different classes."""
     if type(a) is not type(b):
         return [("learner", type(a).__name__, type(b).__name__)]
     return [(f.name, getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
