@@ -18,6 +18,13 @@ def write_spread(folder, mode, values):
     (folder / alpha_sweep.SPREAD_FILES[mode]).write_text(json.dumps({"mode": mode, "learners": learners}))
 
 
+def write_speed(folder, mode, values):
+    """values: {(step, seed): speed along the path} -> the locomotion file beside the spread."""
+    learners = {f"pretrained step_{step:09d}/seed{seed}": {"mean_planar_speed": v}
+                for (step, seed), v in values.items()}
+    (folder / alpha_sweep.SPEED_FILES[mode]).write_text(json.dumps({"mode": mode, "learners": learners}))
+
+
 def test_report_reads_every_point_and_averages_seeds(tmp_path, capsys):
     write_spread(tmp_path / "a", "stochastic", {(100000, 0): (0.9, 0.2), (100000, 1): (0.5, 0.4),
                                                 (200000, 0): (None, 0.0), (200000, 1): (0.3, 0.6)})
@@ -36,8 +43,8 @@ def test_report_reads_every_point_and_averages_seeds(tmp_path, capsys):
     out = tmp_path / "out"
     assert alpha_sweep.main([f"0.1={tmp_path / 'a'}", f"10={tmp_path / 'b'}", "--out", str(out)]) == 0
     md = (out / "alpha_sweep.md").read_text()
-    assert "| 0.1 | 200000 | 0 | stochastic | — | 0.00 | 0 / 20 |" in md
-    assert "| 10 | 100000 | 0 | stochastic | 0.20 | 0.10 | 20 / 20 |" in md
+    assert "| 0.1 | 200000 | 0 | stochastic | — | — | 0.00 | 0 / 20 |" in md  # no locomotion file
+    assert "| 10 | 100000 | 0 | stochastic | 0.20 | — | 0.10 | 20 / 20 |" in md
     assert md.index("| 10 |") < md.index("| 0.1 |")  # the hottest first
     # The last step's seed means: alpha 0.1 at 200k has no deterministic point, so "walks" is
     # undecided there; R's mean skips seed 0's undefined R.
@@ -45,12 +52,21 @@ def test_report_reads_every_point_and_averages_seeds(tmp_path, capsys):
     assert last[0.1]["step"] == 200000 and last[0.1]["seeds"] == 2
     assert last[0.1]["R_stochastic"] == pytest.approx(0.3) and last[0.1]["R_deterministic"] is None
     assert last[0.1]["walks"] is None
-    assert "| 0.1 | 200000 | 2 | 0.30 | — | 0.30 | — | — |" in md
-    write_spread(tmp_path / "b", "deterministic", {(100000, 0): (0.9, 0.5)})  # exactly at the line
-    last = {e["alpha"]: e for e in alpha_sweep.last_step_summary(alpha_sweep_points(tmp_path))}
-    assert last[10]["walks"] is True and last[10]["speed_deterministic"] == pytest.approx(0.5)
-    write_spread(tmp_path / "b", "deterministic", {(100000, 0): (0.9, 0.49)})
+    assert "| 0.1 | 200000 | 2 | 0.30 | — | — / — | 0.30 / — | — |" in md
+    # Walking is judged on the deterministic speed along the path, not the net speed: an Ant
+    # that circles at 0.5 m/s walks without getting anywhere.
+    write_spread(tmp_path / "b", "deterministic", {(100000, 0): (0.9, 0.05)})
+    write_speed(tmp_path / "b", "deterministic", {(100000, 0): 0.5})  # exactly at the line
+    write_speed(tmp_path / "b", "stochastic", {(100000, 0): 0.7})
+    rows = alpha_sweep.read_points(tmp_path / "b")
+    assert [(r["mode"], r["planar_speed"]) for r in rows] == [("deterministic", 0.5), ("stochastic", 0.7)]
+    last = alpha_sweep.last_step_summary({10: rows})[0]
+    assert last["walks"] is True and last["speed_deterministic"] == pytest.approx(0.05)
+    assert last["planar_stochastic"] == pytest.approx(0.7)
+    write_speed(tmp_path / "b", "deterministic", {(100000, 0): 0.49})
     assert not alpha_sweep.last_step_summary({10: alpha_sweep.read_points(tmp_path / "b")})[0]["walks"]
+    assert alpha_sweep.main([f"10={tmp_path / 'b'}", "--out", str(out)]) == 0
+    assert "| 10 | 100000 | 1 | 0.20 | 0.90 | 0.70 / 0.49 | 0.10 / 0.05 | no |" in (out / "alpha_sweep.md").read_text()
     assert (out / "alpha_sweep.png").stat().st_size > 10_000
 
 

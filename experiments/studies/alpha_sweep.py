@@ -7,10 +7,14 @@ against env steps, one line per temperature.
 Each argument is ``ALPHA=DIR``, DIR a folder that ``experiments.studies.locomotion`` wrote
 for the learners that ``python -m experiments.results export`` took from one pretraining's
 checkpoints (labels ``step_<N>/seed<i>``): its ``direction_spread.json`` (stochastic) and,
-if present, ``direction_spread_deterministic.json``. Writes ``alpha_sweep.png`` (R and the
-mean net speed against env steps, one colour per alpha, each seed a thin line, their mean
-thick; stochastic solid, deterministic dashed) and ``alpha_sweep.md`` (every alpha, step,
-seed and mode). The commands that produce the inputs are in docs/transfer.md.
+if present, ``direction_spread_deterministic.json``, and the ``locomotion*.json`` beside
+them (the speed along the path). Writes ``alpha_sweep.png`` (R, the speed along the path
+and the net speed against env steps, one colour per alpha, each seed a thin line, their
+mean thick; stochastic solid, deterministic dashed) and ``alpha_sweep.md`` (each alpha's
+last step, then every alpha, step, seed and mode). An Ant *walks* where its deterministic
+episodes' mean speed along the path reaches ``WALKS`` (0.5 m/s); the net speed (distance
+from the start over the episode's duration) tells a walk that goes somewhere from one that
+circles. The commands that produce the inputs are in docs/transfer.md.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ import numpy as np
 from experiments import cli
 
 SPREAD_FILES = {"stochastic": "direction_spread.json", "deterministic": "direction_spread_deterministic.json"}
+SPEED_FILES = {"stochastic": "locomotion.json", "deterministic": "locomotion_deterministic.json"}
 _LABEL = re.compile(r"step_(\d+)/seed(\d+)$")
-#: the net speed (m/s) from which a pretrained Ant counts as walking (a dotted line)
+#: the mean speed along the path (m/s, deterministic episodes) from which a pretrained Ant
+#: counts as walking (a dotted line)
 WALKS = 0.5
 #: the per-point measures, as (key in the spread summary, axis title)
 MEASURES = (("R", "mean resultant length R of the headings (1: one way, 0: spread)"),
-            ("net_speed_mean", "mean net speed (m/s)"))
+            ("planar_speed", "mean speed along the path (m/s)"),
+            ("net_speed_mean", "mean net speed: distance from the start / duration (m/s)"))
 
 
 def parse_run(text: str) -> tuple[float, Path]:
@@ -47,11 +54,16 @@ def parse_run(text: str) -> tuple[float, Path]:
 
 
 def read_points(folder: Path) -> list[dict]:
-    """Rows (mode, step, seed, R, net_speed_mean, moved, episodes) of one alpha's folder,
-    sorted by mode, step and seed. RunError if it has no stochastic spread file or a
-    learner's label is not ``step_<N>/seed<i>``."""
+    """Rows (mode, step, seed, R, planar_speed, net_speed_mean, moved, episodes) of one
+    alpha's folder, sorted by mode, step and seed (planar_speed None without that mode's
+    locomotion file). RunError if it has no stochastic spread file or a learner's label is
+    not ``step_<N>/seed<i>``."""
     rows = []
     for mode, name in SPREAD_FILES.items():
+        speed_path = folder / SPEED_FILES[mode]
+        planar = ({label: d.get("mean_planar_speed") for label, d in
+                   json.loads(speed_path.read_text())["learners"].items()}
+                  if speed_path.is_file() else {})
         path = folder / name
         if not path.is_file():
             if mode == "stochastic":
@@ -64,7 +76,7 @@ def read_points(folder: Path) -> list[dict]:
                 raise cli.RunError(f"{path}: learner {label!r} is not labelled step_<N>/seed<i> "
                                    "(export the checkpoints with `python -m experiments.results export`)")
             rows.append({"mode": mode, "step": int(m.group(1)), "seed": int(m.group(2)),
-                         "R": d["R"], "net_speed_mean": d["net_speed_mean"],
+                         "R": d["R"], "planar_speed": planar.get(label), "net_speed_mean": d["net_speed_mean"],
                          "moved": d["moved"], "episodes": d["episodes"]})
     return sorted(rows, key=lambda r: (r["mode"], r["step"], r["seed"]))
 
@@ -84,7 +96,7 @@ def plot(points: dict[float, list[dict]], out: Path) -> Path:
     from experiments.plots import pyplot
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(MEASURES), figsize=(6 * len(MEASURES), 4.2))
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(5.2 * len(MEASURES), 4.2))
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(points)))
     for (key, title), ax in zip(MEASURES, axes):
         for color, (alpha, rows) in zip(colors, sorted(points.items(), reverse=True)):
@@ -105,10 +117,12 @@ def plot(points: dict[float, list[dict]], out: Path) -> Path:
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(0, 1.02)
-    axes[1].set_ylim(0, max(axes[1].get_ylim()[1], 1.15 * WALKS))
+    top = max(1.15 * WALKS, *(ax.get_ylim()[1] for ax in axes[1:]))
+    for ax in axes[1:]:  # the speeds on one scale
+        ax.set_ylim(0, top)
     axes[1].axhline(WALKS, color="grey", lw=0.8, ls=":")
-    axes[1].annotate(f"{WALKS:g} m/s", (0, WALKS), xytext=(3, 3), textcoords="offset points",
-                     fontsize=8, color="grey")
+    axes[1].annotate(f"walks: {WALKS:g} m/s deterministic", (0, WALKS), xytext=(3, 3),
+                     textcoords="offset points", fontsize=8, color="grey")
     axes[0].legend(fontsize=8)
     fig.suptitle("AntAnyDirection pretraining: direction spread and speed by temperature "
                  "(thin: seeds, thick: their mean)", fontsize=11)
@@ -120,9 +134,10 @@ def plot(points: dict[float, list[dict]], out: Path) -> Path:
 
 def last_step_summary(points: dict[float, list[dict]]) -> list[dict]:
     """Per alpha (hottest first), its seed means at the last step with a stochastic point:
-    ``alpha``, ``step``, ``seeds``, ``R`` and ``speed`` per mode (None where that mode has no
-    point there or no episode moved) and ``walks`` (the deterministic mean net speed >=
-    ``WALKS``; None without a deterministic point)."""
+    ``alpha``, ``step``, ``seeds``; ``R``, ``planar`` (speed along the path) and ``speed``
+    (net speed) per mode as ``R_stochastic`` etc. (None where that mode has no point there,
+    no episode moved, or no locomotion file); ``walks``: the deterministic mean speed along
+    the path >= ``WALKS`` (None without it)."""
     out = []
     for alpha, rows in sorted(points.items(), reverse=True):
         step = max(r["step"] for r in rows if r["mode"] == "stochastic")
@@ -130,11 +145,11 @@ def last_step_summary(points: dict[float, list[dict]]) -> list[dict]:
                  "seeds": len({r["seed"] for r in rows if r["step"] == step})}
         for mode in SPREAD_FILES:
             these = [r for r in rows if r["mode"] == mode and r["step"] == step]
-            for key, name in (("R", "R"), ("net_speed_mean", "speed")):
+            for key, name in (("R", "R"), ("planar_speed", "planar"), ("net_speed_mean", "speed")):
                 vals = [r[key] for r in these if r[key] is not None]
                 entry[f"{name}_{mode}"] = float(np.mean(vals)) if vals else None
-        speed = entry["speed_deterministic"]
-        entry["walks"] = None if speed is None else bool(speed >= WALKS)
+        planar = entry["planar_deterministic"]
+        entry["walks"] = None if planar is None else bool(planar >= WALKS)
         out.append(entry)
     return out
 
@@ -143,13 +158,15 @@ def summary_table(points: dict[float, list[dict]]) -> str:
     def f(x):
         return "—" if x is None else f"{x:.2f}"
 
-    lines = [f"| α | env steps | seeds | R stochastic | R deterministic | net speed stochastic (m/s) | "
-             f"net speed deterministic (m/s) | walks (deterministic >= {WALKS:g} m/s) |",
+    lines = ["| α | env steps | seeds | R stochastic | R deterministic | speed along the path, "
+             "stochastic / deterministic (m/s) | net speed, stochastic / deterministic (m/s) | "
+             f"walks (deterministic, >= {WALKS:g} m/s along the path) |",
              "|---:|---:|---:|---:|---:|---:|---:|---|"]
     for e in last_step_summary(points):
         walks = "—" if e["walks"] is None else ("yes" if e["walks"] else "no")
         lines.append(f"| {e['alpha']:g} | {e['step']} | {e['seeds']} | {f(e['R_stochastic'])} | "
-                     f"{f(e['R_deterministic'])} | {f(e['speed_stochastic'])} | "
+                     f"{f(e['R_deterministic'])} | {f(e['planar_stochastic'])} / "
+                     f"{f(e['planar_deterministic'])} | {f(e['speed_stochastic'])} / "
                      f"{f(e['speed_deterministic'])} | {walks} |")
     return "\n".join(lines) + "\n"
 
@@ -158,12 +175,14 @@ def table(points: dict[float, list[dict]]) -> str:
     def f(x, spec):
         return "—" if x is None else format(x, spec)
 
-    lines = ["| α | env steps | seed | mode | R | mean net speed (m/s) | moved / episodes |",
-             "|---:|---:|---:|---|---:|---:|---|"]
+    lines = ["| α | env steps | seed | mode | R | speed along the path (m/s) | net speed (m/s) | "
+             "moved / episodes |",
+             "|---:|---:|---:|---|---:|---:|---:|---|"]
     for alpha, rows in sorted(points.items(), reverse=True):
         for r in sorted(rows, key=lambda r: (r["step"], r["seed"], r["mode"])):
             lines.append(f"| {alpha:g} | {r['step']} | {r['seed']} | {r['mode']} | {f(r['R'], '.2f')} | "
-                         f"{f(r['net_speed_mean'], '.2f')} | {r['moved']} / {r['episodes']} |")
+                         f"{f(r['planar_speed'], '.2f')} | {f(r['net_speed_mean'], '.2f')} | "
+                         f"{r['moved']} / {r['episodes']} |")
     return "\n".join(lines) + "\n"
 
 
