@@ -84,10 +84,8 @@ transfer: install
 ALPHA_STEPS ?= 500000
 alpha-pretrain: install
 	$(if $(filter command line,$(origin SCALE)),,$(error make alpha-pretrain needs SCALE=..., e.g. SCALE=100))
-	$(PY) -m experiments.bench $(if $(wildcard runs/alpha/scale$(SCALE)/run.json),--resume runs/alpha/scale$(SCALE) \
-	  --steps $(ALPHA_STEPS),--env AntAnyDirection-v1 --seeds 2 --steps $(ALPHA_STEPS) --preset pretrain \
-	  --reward-scale $(SCALE) --eval-every 25000 --eval-episodes 3 --checkpoint-every 100000 \
-	  --keep-checkpoints 8 --out runs/alpha/scale$(SCALE)) $(ARGS)
+	$(call bench_or_resume,runs/alpha/scale$(SCALE),--env AntAnyDirection-v1 --seeds 2 --preset pretrain \
+	  --reward-scale $(SCALE) --eval-every 25000 --eval-episodes 3 --checkpoint-every 100000 --keep-checkpoints 8)
 	$(PY) -m experiments.results export runs/alpha/scale$(SCALE) --out runs/alpha/scale$(SCALE)/learners
 	$(PY) -m experiments.studies.locomotion runs/alpha/scale$(SCALE)/learners/step_*/seed* --episodes 20 \
 	  --no-fresh --out results/transfer/alpha/scale$(SCALE)
@@ -109,21 +107,23 @@ T4_STEPS   ?= 100000
 T4_ARMS   = --seeds 4 --finetune-steps $(T4_STEPS) --tasks AntHallwayWide-v1 AntHallwayNarrow-v1 \
   AntUMaze-v1 --eval-every 10000 --eval-episodes 3 --eval-at-start --checkpoint-every 25000
 ALPHA_LAST = step_$(shell printf %09d $(ALPHA_STEPS))
-# bench_or_resume DIR ARGS: train DIR from ARGS, or continue it if it has started
-bench_or_resume = $(PY) -m experiments.bench $(if $(wildcard $(1)/run.json),--resume $(1),$(2) --out $(1)) $(ARGS)
+# bench_or_resume DIR ARGS: train DIR from ARGS for ALPHA_STEPS env steps per seed, or
+# continue it to ALPHA_STEPS if it has started
+bench_or_resume = $(PY) -m experiments.bench $(if $(wildcard $(1)/run.json),--resume $(1),$(2) --out $(1)) \
+  --steps $(ALPHA_STEPS) $(ARGS)
 
 transfer4-sql-pretrain: install
 	$(if $(filter command line,$(origin SCALE)),,$(error make $@ needs SCALE=..., the alpha sweep's pick))
 	@test -f $(T4_ZOO)/scale$(SCALE)/seed1/sqljax.json || { echo "$(T4_ZOO)/scale$(SCALE) has no seeds 0 and 1: run make alpha-pretrain SCALE=$(SCALE) first"; exit 1; }
 	$(call bench_or_resume,$(T4)/sql-pretrain-scale$(SCALE),--env AntAnyDirection-v1 --seeds 2 --first-seed 2 \
-	  --steps $(ALPHA_STEPS) --preset pretrain --reward-scale $(SCALE) --eval-every 25000 --eval-episodes 3 \
+	  --preset pretrain --reward-scale $(SCALE) --eval-every 25000 --eval-episodes 3 \
 	  --checkpoint-every 100000)
 	$(PY) -m experiments.results export $(T4)/sql-pretrain-scale$(SCALE) --out $(T4)/sql-pretrain-scale$(SCALE)/learners
 	cp -r $(T4)/sql-pretrain-scale$(SCALE)/learners/$(ALPHA_LAST)/seed* $(T4_ZOO)/scale$(SCALE)/
 
 transfer4-ddpg-pretrain: install
 	$(call bench_or_resume,$(T4)/ddpg-pretrain,--learner ddpg --preset code --env AntAnyDirection-v1 --seeds 4 \
-	  --steps $(ALPHA_STEPS) --eval-every 25000 --eval-episodes 3 --checkpoint-every 100000)
+	  --eval-every 25000 --eval-episodes 3 --checkpoint-every 100000)
 	$(PY) -m experiments.results export $(T4)/ddpg-pretrain --out $(T4)/ddpg-learners
 	mkdir -p $(T4_ZOO)/ddpg-code && cp -r $(T4)/ddpg-learners/$(ALPHA_LAST)/seed* $(T4_ZOO)/ddpg-code/
 

@@ -73,7 +73,7 @@ def _run_rows(run_dir: Path, task: str, arm: str) -> list[dict[str, Any]]:
         for r in rd.read_metrics(run_dir, sid):
             if r.get("eval_return"):
                 out.append({"task": task, "arm": arm, "seed": int(sid), "step": int(r["step"]),
-                            **{k: _float(r.get(k, r.get(OTHER_NAMES.get(k, k)))) for k in COLUMNS[4:]}})
+                            **{k: _float(r.get(k) or r.get(OTHER_NAMES.get(k, k))) for k in COLUMNS[4:]}})
     return out
 
 
