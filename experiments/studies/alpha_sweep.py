@@ -121,12 +121,13 @@ def plot(points: dict[float, list[dict]], out: Path) -> Path:
     for ax in axes[1:]:  # the speeds on one scale
         ax.set_ylim(0, top)
     axes[1].axhline(WALKS, color="grey", lw=0.8, ls=":")
-    axes[1].annotate(f"walks: {WALKS:g} m/s deterministic", (0, WALKS), xytext=(3, 3),
+    axes[1].annotate(f"walks: ≥ {WALKS:g} m/s deterministic", (0, WALKS), xytext=(3, -10),
                      textcoords="offset points", fontsize=8, color="grey")
-    axes[0].legend(fontsize=8)
+    # one legend under the panels, a column per temperature, so no curve is hidden
+    fig.legend(loc="lower center", ncol=len(points), fontsize=8, frameon=False)
     fig.suptitle("AntAnyDirection pretraining: direction spread and speed by temperature "
                  "(thin: seeds, thick: their mean)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
