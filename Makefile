@@ -97,9 +97,10 @@ alpha-pretrain: install
 # step resumable (the same command continues): SCALE (required) the alpha sweep's pick,
 # whose seeds 0 and 1 `make alpha-pretrain SCALE=...` left in zoo/AntAnyDirection-v1/scale<SCALE>;
 # seeds 2 and 3 pretrained beside them; DDPG (code preset) pretrained 4 seeds x ALPHA_STEPS
-# into zoo/AntAnyDirection-v1/ddpg-code; then the arms paper, polyak (+ polyak-scratch),
-# scratch, ddpg and ddpg-scratch fine-tuned on the three -v1 tasks for T4_STEPS env steps,
-# and the report into results/transfer/four-seeds. About 12 h on a 2-core CPU in all.
+# into zoo/AntAnyDirection-v1/ddpg-code; then, fine-tuned on the three -v1 tasks for
+# T4_STEPS env steps, the arms paper and scratch, ddpg and ddpg-scratch (the study's main
+# question first), polyak and polyak-scratch; and the report into
+# results/transfer/four-seeds. About 10 h on a 2-core CPU in all.
 T4         ?= runs/transfer4
 T4_ZOO     ?= zoo/AntAnyDirection-v1
 T4_RESULTS ?= results/transfer/four-seeds
@@ -129,10 +130,10 @@ transfer4-ddpg-pretrain: install
 
 transfer4: transfer4-sql-pretrain transfer4-ddpg-pretrain
 	$(PY) -m experiments.studies.transfer --pretrained $(T4_ZOO)/scale$(SCALE) $(T4_ARMS) --out $(T4)/paper $(ARGS)
-	$(PY) -m experiments.studies.transfer --pretrained $(T4_ZOO)/scale$(SCALE) $(T4_ARMS) \
-	  --target-update-interval 1 --target-tau 0.005 --out $(T4)/polyak $(ARGS)
 	$(PY) -m experiments.studies.transfer --learner ddpg --pretrained $(T4_ZOO)/ddpg-code $(T4_ARMS) \
 	  --out $(T4)/ddpg $(ARGS)
+	$(PY) -m experiments.studies.transfer --pretrained $(T4_ZOO)/scale$(SCALE) $(T4_ARMS) \
+	  --target-update-interval 1 --target-tau 0.005 --out $(T4)/polyak $(ARGS)
 	$(PY) -m experiments.studies.transfer_report $(T4)/paper --names paper --baseline polyak=$(T4)/polyak \
 	  --baseline ddpg=$(T4)/ddpg --compare paper ddpg --compare paper ddpg-scratch --compare polyak ddpg \
 	  --compare scratch ddpg-scratch --out $(T4_RESULTS)
