@@ -21,3 +21,32 @@ def test_every_direction_spreads_and_one_direction_does_not():
     assert one_way["heading_resultant_length"] == pytest.approx(1.0, abs=1e-2)
     assert one_way["sectors_visited"] == 1
     assert one_way["mean_planar_speed"] == 0.5
+
+
+def test_rollouts_act_through_any_learner(tmp_path, capsys):
+    """A DDPG export is measured like an SQL one: its deterministic episodes are mu(s)
+    (the same paths from the same starts whatever the key), its stochastic ones add its
+    exploration noise; the command's fresh learner is a DDPG learner too."""
+    import json
+
+    import jax
+
+    import sqljax
+    from sqljax.learners import ddpg
+
+    state = ddpg.init(jax.random.key(0), ddpg.DDPGConfig(hidden_sizes=(16,)), 105, 8)
+    det = [locomotion.rollouts(state, 2, 0, 6, deterministic=True, env_id="sqljax/AntAnyDirection-v1")
+           for _ in range(2)]
+    noisy = locomotion.rollouts(state, 2, 0, 6, env_id="sqljax/AntAnyDirection-v1")
+    assert det[0]["lengths"] == [6, 6]
+    for a, b, c in zip(det[0]["paths"], det[1]["paths"], noisy["paths"]):
+        assert a.shape == (7, 2)
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a[1:], c[1:])
+    sqljax.export_learner(tmp_path / "ddpg" / "seed0", state, {"env_id": "sqljax/AntAnyDirection-v1"})
+    rc = locomotion.main([str(tmp_path / "ddpg" / "seed0"), "--episodes", "2", "--max-steps", "5",
+                          "--deterministic", "--out", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    learners = json.loads((tmp_path / "out" / "locomotion_deterministic.json").read_text())["learners"]
+    assert learners["fresh (untrained)"]["source"] == "ddpg init"
+    assert set(learners) == {"pretrained ddpg/seed0", "fresh (untrained)"}

@@ -1,6 +1,6 @@
-"""Does a learner locomote, and in which directions? Stochastic episodes of each learner
-on ``AntAnyDirection`` (open arena, paid for speed in any direction), against a freshly
-initialised learner of the same config.
+"""Does a learner (SQL, DDPG, SAC) locomote, and in which directions? Stochastic episodes
+of each learner on ``AntAnyDirection`` (open arena, paid for speed in any direction),
+against a freshly initialised learner of the same config.
 
     python -m experiments.studies.locomotion zoo/AntAnyDirection/pretrain/seed0 \
         zoo/AntAnyDirection/pretrain/seed1 --episodes 20 --out results/transfer
@@ -40,6 +40,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -48,6 +49,8 @@ import numpy as np  # noqa: E402
 
 import sqljax  # noqa: E402
 from experiments import cli  # noqa: E402
+from sqljax.learners import of_state  # noqa: E402
+from sqljax.loops.evaluation import initial_explore  # noqa: E402
 
 ENV_ID = "sqljax/AntAnyDirection-v0"
 SECTORS = 8
@@ -57,11 +60,12 @@ MIN_DISTANCE = 0.1
 SECTOR_NAMES = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")
 
 
-def rollouts(agent: sqljax.SQLState, episodes: int, seed: int, max_steps: int,
+def rollouts(agent: Any, episodes: int, seed: int, max_steps: int,
              deterministic: bool = False, env_id: str = ENV_ID) -> dict:
-    """``episodes`` episodes in lockstep, one batched action call per step (fresh xi, or
-    xi = 0 with ``deterministic``): per episode the torso's xy path (T_i, 2), its per-step
-    planar speed, and its length; ``dt``, the seconds of one step."""
+    """``episodes`` episodes of any learner's state in lockstep, one batched action call
+    per step (its exploring actions, SQL: fresh xi; or its evaluation mode with
+    ``deterministic``, SQL: xi = 0): per episode the torso's xy path (T_i, 2), its
+    per-step planar speed, and its length; ``dt``, the seconds of one step."""
     import gymnasium as gym
 
     import sqljax.envs.gym_adapter  # noqa: F401  (registers the Ant tasks)
@@ -74,11 +78,13 @@ def rollouts(agent: sqljax.SQLState, episodes: int, seed: int, max_steps: int,
         paths[i][0] = np.asarray(env.unwrapped.data.qpos[:2], float).copy()
     speeds: list[list[float]] = [[] for _ in envs]
     alive = np.ones(episodes, bool)
-    act = jax.jit(sqljax.sample_actions, static_argnames="deterministic")
+    act = jax.jit(of_state(agent).act, static_argnames="deterministic")
+    explore = initial_explore(agent, (episodes,))  # DDPG: its noise process per episode
     key = jax.random.key(seed)
     while alive.any():
         key, sub = jax.random.split(key)
-        actions = np.asarray(act(agent, obs.astype(np.float32), sub, deterministic=deterministic))
+        actions, explore = act(agent, explore, obs.astype(np.float32), sub, deterministic=deterministic)
+        actions = np.asarray(actions)
         for i, env in enumerate(envs):
             if not alive[i]:
                 continue
@@ -343,9 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     agents = {f"pretrained {k}": v for k, v in agents.items()}
     sources = list(args.learners)
     if not args.no_fresh:
-        agents["fresh (untrained)"] = sqljax.init(jax.random.key(args.seed), first.config,
-                                                  first.obs_dim, first.action_dim)
-        sources.append("sqljax.init")
+        learner = of_state(first)
+        agents["fresh (untrained)"] = learner.init(jax.random.key(args.seed), first.config,
+                                                   first.obs_dim, first.action_dim)
+        sources.append(f"{learner.name} init")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     mode = "deterministic" if args.deterministic else "stochastic"
