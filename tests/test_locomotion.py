@@ -24,11 +24,12 @@ def test_every_direction_spreads_and_one_direction_does_not():
 
 
 def test_rollouts_act_through_any_learner(tmp_path, capsys):
-    """A DDPG export is measured like an SQL one: its deterministic episodes are mu(s)
-    (the same paths from the same starts whatever the key), its stochastic ones add its
-    exploration noise; the command's fresh learner is a DDPG learner too."""
+    """A DDPG export is measured like an SQL one: its deterministic episodes act mu(s)
+    (the path of stepping the env by hand with mu, reproducibly), its stochastic ones add
+    its exploration noise; the command's fresh learner is a DDPG learner too."""
     import json
 
+    import gymnasium as gym
     import jax
 
     import sqljax
@@ -43,6 +44,15 @@ def test_rollouts_act_through_any_learner(tmp_path, capsys):
         assert a.shape == (7, 2)
         np.testing.assert_array_equal(a, b)
         assert not np.allclose(a[1:], c[1:])
+    env = gym.make("sqljax/AntAnyDirection-v1", max_episode_steps=6)  # episode 0 by hand, mu(s)
+    obs, _ = env.reset(seed=0)
+    by_hand = [np.asarray(env.unwrapped.data.qpos[:2], float).copy()]
+    for _ in range(6):
+        action = np.asarray(ddpg.act(state, (), obs.astype(np.float32), None, True)[0])
+        obs, _, _, _, info = env.step(action)
+        by_hand.append(np.array([info["x_position"], info["y_position"]]))
+    env.close()
+    np.testing.assert_allclose(det[0]["paths"][0], np.asarray(by_hand), atol=1e-5)
     sqljax.export_learner(tmp_path / "ddpg" / "seed0", state, {"env_id": "sqljax/AntAnyDirection-v1"})
     rc = locomotion.main([str(tmp_path / "ddpg" / "seed0"), "--episodes", "2", "--max-steps", "5",
                           "--deterministic", "--out", str(tmp_path / "out")])
